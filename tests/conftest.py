@@ -1,0 +1,52 @@
+"""Shared fixtures: the spec's test vectors and both twins of each accelerator."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = Path(os.environ.get("HS_SPEC_DIR", REPO.parent / "shared" / "spec"))
+
+#: In CI (HS_REQUIRE_EXTENSIONS=1) a missing compiled twin is a failure, not a skip.
+REQUIRE_EXTENSIONS = os.environ.get("HS_REQUIRE_EXTENSIONS", "") not in ("", "0")
+NO_EXTENSIONS = os.environ.get("HS_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def twins(name: str) -> list[ModuleType]:
+    """Both implementations of ``hs._native.<name>``, for parametrizing tests.
+
+    The Cython twin is skipped when it is not built (or HS_NO_EXTENSIONS is set), unless
+    HS_REQUIRE_EXTENSIONS says it must be there.
+    """
+    mods = [importlib.import_module(f"hs._native._{name}_py")]
+    if not NO_EXTENSIONS:
+        try:
+            mods.append(importlib.import_module(f"hs._native._{name}_c"))
+        except ImportError:
+            if REQUIRE_EXTENSIONS:
+                raise
+    return mods
+
+
+def twin_params(name: str) -> list[object]:
+    mods = twins(name)
+    params = [pytest.param(m, id=m.__name__.rsplit("_", 1)[-1]) for m in mods]
+    if len(mods) == 1:
+        params.append(
+            pytest.param(None, id="c", marks=pytest.mark.skip(reason=f"_{name}_c not built"))
+        )
+    return params
+
+
+@pytest.fixture(scope="session")
+def spec_vectors() -> list[dict]:
+    path = SPEC / "test-vectors.json"
+    if not path.exists():
+        pytest.skip(f"spec test vectors not found at {path}")
+    return json.loads(path.read_text())
