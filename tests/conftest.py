@@ -10,6 +10,10 @@ from types import ModuleType
 
 import pytest
 
+# The PostgreSQL harness (a real server started by the tests) - see tests/pg_harness.py.
+if (Path(__file__).parent / "pg_harness.py").exists():
+    pytest_plugins = ["pg_harness"]
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC = Path(os.environ.get("HS_SPEC_DIR", REPO.parent / "shared" / "spec"))
 
