@@ -14,9 +14,10 @@ SERVER = "bench.example.org"
 ROOM_ID = "!bench:" + SERVER
 
 _WORDS = (
-    "the quick brown fox jumps over lazy dog matrix federation homeserver sync room event "
-    "état château naïve résumé 日本語 中文 русский ελληνικά 🙂 🚀 emoji"
-).split()
+    'the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'matrix',
+    'federation', 'homeserver', 'sync', 'room', 'event', 'état', 'château', 'naïve',
+    'résumé', '日本語', '中文', 'русский', 'ελληνικά', '🙂', '🚀', 'emoji',
+)
 
 
 def _text(rng: random.Random, n: int) -> str:

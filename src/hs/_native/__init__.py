@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import importlib
 
-from hs._native._loader import STATUS, NO_EXTENSIONS
+from hs._native._loader import NO_EXTENSIONS, STATUS
 
 # Every accelerated module; importing the selectors fills STATUS.
-MODULES = ("canonical_json", "event_hash", "push", "state_sort", "dag")
+MODULES = ("canonical_json", "json_scan", "event_hash", "push", "state_sort", "dag")
 
 
 def native_status() -> dict[str, str]:

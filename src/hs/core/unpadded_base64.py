@@ -30,7 +30,10 @@ def decode_base64(text: str) -> bytes:
     if len(raw) % 4 == 1:
         raise ValueError("invalid base64 length")
     padded = raw + "=" * (-len(raw) % 4)
-    altchars = b"-_" if ("-" in raw or "_" in raw) else None
+    urlsafe = "-" in raw or "_" in raw
+    if urlsafe and ("+" in raw or "/" in raw):
+        raise ValueError("invalid base64: mixes the standard and URL-safe alphabets")
+    altchars = b"-_" if urlsafe else None
     try:
         return _b64.b64decode(padded, altchars=altchars, validate=True)
     except (binascii.Error, ValueError) as exc:

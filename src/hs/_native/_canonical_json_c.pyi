@@ -1,0 +1,3 @@
+from typing import Any
+
+def encode_canonical_json(value: Any) -> bytes: ...
