@@ -6,7 +6,8 @@ Public API:
   ``CanonicalJSONError`` for floats, NaN/Infinity, integers outside
   [-(2**53)+1, 2**53-1], non-string keys and unencodable strings (lone surrogates).
   Compiled when ``hs._native`` is built; byte-identical to the ``canonicaljson`` library.
-* ``decode_strict(data) -> value`` - see ``hs.core.json_decode``.
+* Decoding (``decode_json``, ``decode_strict``, ``decode_for_room_version``): see
+  ``hs.core.json_decode``.
 """
 
 from __future__ import annotations
