@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import json
 import os
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 # The PostgreSQL harness (a real server started by the tests) - see tests/pg_harness.py.
-if (Path(__file__).parent / "pg_harness.py").exists():
-    pytest_plugins = ["pg_harness"]
+pytest_plugins = ["pg_harness"]
+
+#: Upper bound for one ``async def`` test; a hung network test fails instead of stalling CI.
+ASYNC_TEST_TIMEOUT_S = 120
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = Path(os.environ.get("HS_SPEC_DIR", REPO.parent / "shared" / "spec"))
@@ -54,3 +59,14 @@ def spec_vectors() -> list[dict]:
     if not path.exists():
         pytest.skip(f"spec test vectors not found at {path}")
     return json.loads(path.read_text())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests on a fresh event loop each (no pytest-asyncio dependency)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs: dict[str, Any] = {name: pyfuncitem.funcargs[name] for name in names}
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=ASYNC_TEST_TIMEOUT_S))
+    return True

@@ -1,0 +1,1 @@
+"""Client-server API endpoints (``/_matrix/client``)."""

@@ -1,0 +1,116 @@
+"""Wiring: the ``Services`` container (config, database, handlers) and the aiohttp apps.
+
+``Services`` is a plain dataclass built once per process; HTTP handlers reach it through
+``services_of(request)``. Nothing here holds request state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from nacl.signing import SigningKey
+
+from hs.config import HomeserverConfig
+from hs.core.keys import read_signing_key_file
+from hs.handlers.accounts import AccountHandler
+from hs.handlers.auth import AuthHandler
+from hs.handlers.devices import DeviceHandler
+from hs.handlers.login import LoginHandler
+from hs.handlers.passwords import Passwords
+from hs.handlers.profile import ProfileHandler
+from hs.handlers.registration import RegistrationHandler
+from hs.handlers.uia import InteractiveAuth
+from hs.http.metrics import HttpMetrics
+from hs.http.middleware import BODY_LIMIT, METRICS, X_FORWARDED, matrix_middleware
+from hs.http.ratelimit import Ratelimiters
+from hs.storage.accounts import AccountStore
+from hs.storage.database import Database, open_database
+
+logger = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Services:
+    """Everything a request handler may need, built once at startup."""
+
+    config: HomeserverConfig
+    db: Database
+    store: AccountStore
+    ratelimiters: Ratelimiters
+    passwords: Passwords
+    auth: AuthHandler
+    uia: InteractiveAuth
+    devices: DeviceHandler
+    accounts: AccountHandler
+    login: LoginHandler
+    registration: RegistrationHandler
+    profiles: ProfileHandler
+    metrics: HttpMetrics
+    clock: Callable[[], int] = wall_clock_ms
+    #: The server's ed25519 signing keys (first = current); empty when built for tests.
+    signing_keys: list[SigningKey] = field(default_factory=list)
+    #: Shared-secret registration nonces -> creation time (ms), like Synapse: in memory.
+    admin_nonces: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: HomeserverConfig, db: Database,
+              clock: Callable[[], int] = wall_clock_ms,
+              passwords: Passwords | None = None) -> Services:
+        store = AccountStore(db)
+        ratelimiters = Ratelimiters(config.rate_limit)
+        passwords = passwords or Passwords(config.password_minimum_length)
+        auth = AuthHandler(config, store, clock)
+        devices = DeviceHandler(store, clock)
+        metrics = HttpMetrics()
+        metrics.watch_pool(db.pool_stats)
+        return cls(
+            config=config, db=db, store=store, ratelimiters=ratelimiters, passwords=passwords,
+            auth=auth,
+            uia=InteractiveAuth(config.server_name, store, passwords, ratelimiters, clock),
+            devices=devices, accounts=AccountHandler(store, passwords, devices),
+            login=LoginHandler(config, store, passwords, ratelimiters, clock),
+            registration=RegistrationHandler(config, store, passwords, auth, devices, clock),
+            profiles=ProfileHandler(store, config.server_name), metrics=metrics, clock=clock)
+
+    @classmethod
+    async def open(cls, config: HomeserverConfig, **kwargs: object) -> Services:
+        """Load the signing key, open (and migrate) the database, and build the services."""
+        signing_keys = read_signing_key_file(config.signing_key_path)
+        db = await open_database(config.database.to_database_config())
+        services = cls.build(config, db, **kwargs)  # type: ignore[arg-type]
+        services.signing_keys = signing_keys
+        return services
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def create_app(services: Services,
+               resources: frozenset[str] = frozenset({"client", "metrics", "health"}),
+               *, x_forwarded: bool = False) -> web.Application:
+    """An aiohttp app serving ``resources`` (Synapse listener resource names)."""
+    from hs.api import add_routes
+
+    app = web.Application(middlewares=[matrix_middleware],
+                          client_max_size=services.config.max_request_body_size)
+    app[SERVICES] = services
+    app[METRICS] = services.metrics
+    app[BODY_LIMIT] = services.config.max_request_body_size
+    app[X_FORWARDED] = x_forwarded
+    add_routes(app, resources)
+    return app

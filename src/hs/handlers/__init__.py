@@ -1,0 +1,1 @@
+"""Request-independent logic between the thin HTTP layer and storage."""

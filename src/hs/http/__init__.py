@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every API: errors, JSON bodies, middleware, metrics, rate limits."""

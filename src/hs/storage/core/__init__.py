@@ -1,0 +1,1 @@
+"""The ``core`` storage area: schema bookkeeping and stream positions (schema/ only)."""

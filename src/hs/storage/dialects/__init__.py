@@ -1,0 +1,1 @@
+"""Engine-specific implementations of ``hs.storage.database.Database``."""

@@ -1,0 +1,420 @@
+"""SQLite through the stdlib driver: one writer thread, a few reader threads, WAL mode.
+
+SQLite allows one writer at a time, so instead of letting connections fight over the file
+lock every write and every transaction goes through a single connection on a dedicated
+thread, serialized by an ``asyncio.Lock``. Reads outside a transaction run on reader
+connections in their own threads; WAL mode lets them proceed while the writer commits, and
+each read sees the latest committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from hs.storage.database import (
+    Database,
+    DatabaseConfig,
+    DatabaseError,
+    ForeignKeyViolation,
+    IntegrityError,
+    Row,
+    Transaction,
+    UniqueViolation,
+)
+
+T = TypeVar("T")
+
+# Extended result codes (sqlite3.h); names in the sqlite3 module only exist from 3.11 on.
+_SQLITE_CONSTRAINT_UNIQUE = 2067
+_SQLITE_CONSTRAINT_PRIMARYKEY = 1555
+_SQLITE_CONSTRAINT_FOREIGNKEY = 787
+
+
+def _to_bool(raw: bytes) -> bool:
+    return raw not in (b"0", b"")
+
+
+# BOOLEAN columns come back as bool, like on PostgreSQL (needs detect_types=PARSE_DECLTYPES).
+sqlite3.register_converter("BOOLEAN", _to_bool)
+
+_FIRST_WORD = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*([A-Za-z]+)", re.S)
+_WRITE_WORD = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.I)
+
+
+@functools.lru_cache(maxsize=2048)
+def is_read_only(sql: str) -> bool:
+    """Whether a statement can run on a reader connection (they are ``query_only``)."""
+    m = _FIRST_WORD.match(sql)
+    if not m:
+        return False
+    word = m.group(1).upper()
+    if word in ("SELECT", "VALUES"):
+        return True
+    return word == "WITH" and not _WRITE_WORD.search(sql)
+
+
+def map_error(exc: sqlite3.Error) -> DatabaseError:
+    """The hs exception for a driver exception (the caller chains it with ``from``)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        text = str(exc)
+        if code in (_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY) or (
+            "UNIQUE constraint failed" in text
+        ):
+            return UniqueViolation(text)
+        if code == _SQLITE_CONSTRAINT_FOREIGNKEY or "FOREIGN KEY constraint" in text:
+            return ForeignKeyViolation(text)
+        return IntegrityError(text)
+    return DatabaseError(str(exc))
+
+
+def split_script(script: str) -> list[str]:
+    """Split a SQL script into complete statements (trigger bodies stay whole)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        statements.append(pending)
+    return [s for s in statements if _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    stripped = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.S)
+    return bool(stripped.strip(" \t\r\n;"))
+
+
+# --- functions that run on a connection's own thread ---------------------------------------
+
+
+def _t_execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
+    cur = conn.execute(sql, args)
+    try:
+        if cur.description is not None:
+            cur.fetchall()  # step RETURNING / SELECT statements to completion
+        return cur.rowcount
+    finally:
+        cur.close()
+
+
+def _t_executemany(
+    conn: sqlite3.Connection, sql: str, args_seq: list[Sequence[Any]], own_txn: bool
+) -> None:
+    if not own_txn:
+        conn.executemany(sql, args_seq).close()
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(sql, args_seq).close()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _t_fetchone(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Row | None:
+    cur = conn.execute(sql, args)
+    try:
+        row: Row | None = cur.fetchone()
+        return row
+    finally:
+        cur.close()
+
+
+def _t_fetchall(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+    cur = conn.execute(sql, args)
+    try:
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _t_fetchval(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+    row = _t_fetchone(conn, sql, args)
+    return None if row is None else row[0]
+
+
+def _t_script(conn: sqlite3.Connection, statements: list[str]) -> None:
+    for statement in statements:
+        conn.execute(statement).close()
+
+
+def _t_undo_savepoint(conn: sqlite3.Connection, name: str) -> None:
+    conn.execute(f"ROLLBACK TO {name}")
+    conn.execute(f"RELEASE {name}")
+
+
+def _t_finish(conn: sqlite3.Connection, commit: bool) -> None:
+    if not conn.in_transaction:
+        return
+    if commit:
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    else:
+        conn.execute("ROLLBACK")
+
+
+class SqliteDatabase(Database):
+    """See the module docstring; construct through ``open_database``."""
+
+    dialect = "sqlite"
+
+    def __init__(self, config: DatabaseConfig) -> None:
+        if config.dialect != "sqlite" or not config.sqlite_path:
+            raise ValueError("SqliteDatabase needs a sqlite config with a path")
+        self.config = config
+        self.path = config.sqlite_path
+        # ":memory:" cannot be shared between connections: everything then uses the writer.
+        self._reader_count = 0 if self.path == ":memory:" else max(0, config.sqlite_readers)
+        self._writer_exec = ThreadPoolExecutor(1, thread_name_prefix="hs-sqlite-writer")
+        self._reader_exec: ThreadPoolExecutor | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._local = threading.local()
+        self._write_lock = asyncio.Lock()
+        #: The task running the open transaction: the only one that could deadlock on itself.
+        self._txn_task: asyncio.Task[Any] | None = None
+        self._writer_busy = 0
+        self._readers_busy = 0
+        self._closed = False
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # only used from its own thread, closed from another
+            detect_types=sqlite3.PARSE_DECLTYPES,
+            cached_statements=512,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA synchronous = {self.config.sqlite_synchronous}")
+        if writer:
+            if self.path != ":memory:":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise DatabaseError(f"could not enable WAL mode on {self.path} ({mode})")
+        else:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def _init_reader(self) -> None:
+        conn = self._connect(writer=False)
+        self._local.conn = conn
+        with self._readers_lock:
+            self._readers.append(conn)
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self._writer = await loop.run_in_executor(
+                self._writer_exec, functools.partial(self._connect, writer=True)
+            )
+        except sqlite3.Error as exc:
+            raise map_error(exc) from exc
+        if self._reader_count:
+            self._reader_exec = ThreadPoolExecutor(
+                self._reader_count,
+                thread_name_prefix="hs-sqlite-reader",
+                initializer=self._init_reader,
+            )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._write_lock:
+            if self._writer is not None:
+                # Best effort: the query planner statistics are only an optimisation.
+                with contextlib.suppress(DatabaseError):
+                    await self._on_writer(lambda c: c.execute("PRAGMA optimize").close())
+        await asyncio.to_thread(self._shutdown)
+
+    def _shutdown(self) -> None:
+        self._writer_exec.shutdown(wait=True)
+        if self._reader_exec is not None:
+            self._reader_exec.shutdown(wait=True)
+        for conn in self._readers:
+            conn.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        writer = self._writer
+        if writer is None or self._writer_exec is None:
+            raise DatabaseError("database is not open")
+        self._writer_busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer_exec, fn, writer
+            )
+        except sqlite3.Error as exc:
+            raise map_error(exc) from exc
+        finally:
+            self._writer_busy -= 1
+
+    def _read_on_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return fn(self._local.conn)
+
+    async def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader_exec is None:
+            return await self._write(fn)
+        if self._closed:
+            raise DatabaseError("database is closed")
+        self._readers_busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._reader_exec, self._read_on_thread, fn
+            )
+        except sqlite3.Error as exc:
+            raise map_error(exc) from exc
+        except BrokenExecutor as exc:  # a reader connection could not be opened
+            raise DatabaseError(f"sqlite reader pool failed: {exc}") from exc
+        finally:
+            self._readers_busy -= 1
+
+    def _in_own_transaction(self) -> bool:
+        return self._txn_task is not None and self._txn_task is asyncio.current_task()
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._in_own_transaction():
+            raise DatabaseError(
+                "statement issued on the Database inside its own transaction; use the "
+                "Transaction object"
+            )
+        if self._closed:
+            raise DatabaseError("database is closed")
+        async with self._write_lock:
+            return await self._on_writer(fn)
+
+    async def _route(self, sql: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if is_read_only(sql) and not self._in_own_transaction():
+            return await self._on_reader(fn)
+        return await self._write(fn)
+
+    # -- the Database API -------------------------------------------------------------------
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._route(sql, functools.partial(_t_execute, sql=sql, args=args))
+
+    async def executemany(self, sql: str, args_seq: Iterable[Sequence[Any]]) -> None:
+        rows = list(args_seq)
+        await self._write(
+            functools.partial(_t_executemany, sql=sql, args_seq=rows, own_txn=True)
+        )
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._route(sql, functools.partial(_t_fetchone, sql=sql, args=args))
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return await self._route(sql, functools.partial(_t_fetchall, sql=sql, args=args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._route(sql, functools.partial(_t_fetchval, sql=sql, args=args))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._in_own_transaction():
+            raise DatabaseError("nested transactions are not supported; use txn.savepoint()")
+        if self._closed:
+            raise DatabaseError("database is closed")
+        async with self._write_lock:
+            await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE").close())
+            txn = _SqliteTransaction(self)
+            self._txn_task = asyncio.current_task()
+            try:
+                yield txn
+            except BaseException:
+                txn.closed = True
+                # Shielded: the writer lock must not be released before the rollback ran.
+                await asyncio.shield(self._on_writer(functools.partial(_t_finish, commit=False)))
+                raise
+            else:
+                txn.closed = True
+                await asyncio.shield(self._on_writer(functools.partial(_t_finish, commit=True)))
+            finally:
+                self._txn_task = None
+
+    def pool_stats(self) -> dict[str, int]:
+        size = 1 + self._reader_count
+        # The writer is in use while any write runs or a transaction holds it.
+        writer = 1 if self._writer_busy or self._write_lock.locked() else 0
+        in_use = writer + min(self._readers_busy, self._reader_count)
+        return {"size": size, "in_use": in_use, "idle": size - in_use, "max": size}
+
+    async def table_names(self) -> list[str]:
+        rows = await self.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " ORDER BY rowid"
+        )
+        return [r[0] for r in rows]
+
+
+class _SqliteTransaction(Transaction):
+    """Runs every statement on the writer, which the transaction holds exclusively."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self.closed = False
+        self._depth = 0
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.closed:
+            raise DatabaseError("transaction already finished")
+        return await self._db._on_writer(fn)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._run(functools.partial(_t_execute, sql=sql, args=args))
+
+    async def executemany(self, sql: str, args_seq: Iterable[Sequence[Any]]) -> None:
+        rows = list(args_seq)
+        await self._run(functools.partial(_t_executemany, sql=sql, args_seq=rows, own_txn=False))
+
+    async def fetchone(self, sql: str, *args: Any) -> Row | None:
+        return await self._run(functools.partial(_t_fetchone, sql=sql, args=args))
+
+    async def fetchall(self, sql: str, *args: Any) -> list[Row]:
+        return await self._run(functools.partial(_t_fetchall, sql=sql, args=args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._run(functools.partial(_t_fetchval, sql=sql, args=args))
+
+    async def execute_script(self, sql: str) -> None:
+        await self._run(functools.partial(_t_script, statements=split_script(sql)))
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        self._depth += 1
+        name = f"hs_sp_{self._depth}"
+        try:
+            await self._run(lambda c: c.execute(f"SAVEPOINT {name}").close())
+            try:
+                yield
+            except BaseException:
+                await asyncio.shield(self._run(functools.partial(_t_undo_savepoint, name=name)))
+                raise
+            await self._run(lambda c: c.execute(f"RELEASE {name}").close())
+        finally:
+            self._depth -= 1

@@ -1,0 +1,270 @@
+"""Rooms, current state, memberships, aliases and the room directory.
+
+``current_state`` and ``room_memberships`` are written by the event persister (in its
+transaction); this store reads them and owns the tables nothing else writes: rooms created
+explicitly, aliases and directory visibility.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from hs.storage.database import Database, Queryable
+from hs.storage.events._util import chunks, qmarks
+from hs.storage.events.types import Member, RoomForUser, StateMap
+from hs.storage.rooms.writes import MEMBER
+from hs.storage.state.store import StateFilter, filter_state
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    room_id: str
+    room_version: str
+    creator: str | None
+    is_public: bool
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateDeltaRow:
+    """One change of a room's current state (``event_id`` None: the key was removed)."""
+
+    stream_ordering: int
+    room_id: str
+    type: str
+    state_key: str
+    event_id: str | None
+    prev_event_id: str | None
+
+
+class RoomsStore:
+    """Reads and the writes that do not go through the event persister."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- rooms and the directory ------------------------------------------------------------
+
+    async def store_room(
+        self,
+        room_id: str,
+        room_version: str,
+        creator: str | None,
+        *,
+        is_public: bool = False,
+        created_ts: int | None = None,
+    ) -> bool:
+        """Record a room; False when it already exists (the stored row is kept)."""
+        ts = int(time.time() * 1000) if created_ts is None else created_ts
+        count = await self.db.execute(
+            "INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id) DO NOTHING",
+            room_id,
+            room_version,
+            creator,
+            is_public,
+            ts,
+        )
+        return count > 0
+
+    async def get_room(self, room_id: str) -> RoomRow | None:
+        row = await self.db.fetchone(
+            "SELECT room_id, room_version, creator, is_public, created_ts FROM rooms"
+            " WHERE room_id = ?",
+            room_id,
+        )
+        return None if row is None else RoomRow(row[0], row[1], row[2], bool(row[3]), row[4])
+
+    async def get_room_version(self, room_id: str) -> str | None:
+        """The room's version: from ``rooms``, else from any event we hold in it (rooms we
+        only know through an invite have no ``rooms`` row)."""
+        version = await self.db.fetchval(
+            "SELECT room_version FROM rooms WHERE room_id = ?", room_id
+        )
+        if version is None:
+            version = await self.db.fetchval(
+                "SELECT room_version FROM events WHERE room_id = ? LIMIT 1", room_id
+            )
+        return None if version is None else str(version)
+
+    async def set_room_public(self, room_id: str, is_public: bool) -> bool:
+        """Directory visibility; False when the room is unknown."""
+        count = await self.db.execute(
+            "UPDATE rooms SET is_public = ? WHERE room_id = ?", is_public, room_id
+        )
+        return count > 0
+
+    async def get_public_room_ids(self, limit: int, after: str | None = None) -> list[str]:
+        """Public rooms ordered by room ID, paginated by the last ID of the previous page."""
+        if after is None:
+            rows = await self.db.fetchall(
+                "SELECT room_id FROM rooms WHERE is_public ORDER BY room_id LIMIT ?", limit
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT room_id FROM rooms WHERE is_public AND room_id > ?"
+                " ORDER BY room_id LIMIT ?",
+                after,
+                limit,
+            )
+        return [r[0] for r in rows]
+
+    # -- aliases ----------------------------------------------------------------------------
+
+    async def create_alias(self, alias: str, room_id: str, creator: str) -> bool:
+        """Map ``alias`` to ``room_id``; False when the alias is taken."""
+        count = await self.db.execute(
+            "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (alias) DO NOTHING",
+            alias,
+            room_id,
+            creator,
+            int(time.time() * 1000),
+        )
+        return count > 0
+
+    async def get_alias(self, alias: str) -> tuple[str, str] | None:
+        """``(room_id, creator)`` of an alias."""
+        row = await self.db.fetchone(
+            "SELECT room_id, creator FROM room_aliases WHERE alias = ?", alias
+        )
+        return None if row is None else (row[0], row[1])
+
+    async def get_aliases_for_room(self, room_id: str) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", room_id
+        )
+        return [r[0] for r in rows]
+
+    async def delete_alias(self, alias: str) -> str | None:
+        """Remove an alias; returns the room it pointed to (None if it did not exist)."""
+        room_id = await self.db.fetchval(
+            "DELETE FROM room_aliases WHERE alias = ? RETURNING room_id", alias
+        )
+        return None if room_id is None else str(room_id)
+
+    # -- current state ----------------------------------------------------------------------
+
+    async def get_current_state_ids(
+        self, room_id: str, types: StateFilter | None = None
+    ) -> StateMap:
+        """The room's current state map, optionally only the given (type, key) entries."""
+        selected = list(types) if types is not None else None
+        if selected is not None and len({t for t, _ in selected}) == 1:
+            # One type (e.g. members or power levels): let the primary key narrow it.
+            rows = await self.db.fetchall(
+                "SELECT type, state_key, event_id FROM current_state"
+                " WHERE room_id = ? AND type = ?",
+                room_id,
+                selected[0][0],
+            )
+        else:
+            rows = await self.db.fetchall(
+                "SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", room_id
+            )
+        return filter_state({(r[0], r[1]): r[2] for r in rows}, selected)
+
+    async def get_current_state_deltas(
+        self, from_stream: int, to_stream: int, room_ids: Collection[str] | None = None
+    ) -> list[StateDeltaRow]:
+        """Current-state changes with ``from_stream < stream_ordering <= to_stream``."""
+        cols = "stream_ordering, room_id, type, state_key, event_id, prev_event_id"
+        if room_ids is None:
+            rows = await self.db.fetchall(
+                f"SELECT {cols} FROM current_state_delta_stream"
+                " WHERE stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
+                from_stream,
+                to_stream,
+            )
+        else:
+            rows = []
+            for part in chunks(list(room_ids)):
+                rows += await self.db.fetchall(
+                    f"SELECT {cols} FROM current_state_delta_stream WHERE room_id IN"
+                    f" ({qmarks(part)}) AND stream_ordering > ? AND stream_ordering <= ?",
+                    *part,
+                    from_stream,
+                    to_stream,
+                )
+            rows.sort(key=lambda r: r[0])
+        return [StateDeltaRow(*r) for r in rows]
+
+    # -- memberships ------------------------------------------------------------------------
+
+    async def get_members(
+        self, room_id: str, memberships: Sequence[str] | None = None
+    ) -> dict[str, Member]:
+        """Current members by user ID, optionally only those with one of ``memberships``."""
+        sql = (
+            "SELECT m.user_id, m.membership, m.event_id, m.sender, m.displayname, m.avatar_url"
+            " FROM current_state c JOIN room_memberships m ON m.event_id = c.event_id"
+            " WHERE c.room_id = ? AND c.type = ?"
+        )
+        args: list[object] = [room_id, MEMBER]
+        if memberships is not None:
+            if not memberships:
+                return {}
+            sql += f" AND c.membership IN ({qmarks(memberships)})"
+            args += memberships
+        rows = await self.db.fetchall(sql, *args)
+        return {r[0]: Member(*r) for r in rows}
+
+    async def get_memberships_by_event_ids(
+        self, event_ids: Collection[str], q: Queryable | None = None
+    ) -> dict[str, Member]:
+        """The membership rows of these m.room.member events (batched)."""
+        q = q or self.db
+        out: dict[str, Member] = {}
+        for part in chunks(list(set(event_ids))):
+            rows = await q.fetchall(
+                "SELECT event_id, user_id, membership, sender, displayname, avatar_url"
+                f" FROM room_memberships WHERE event_id IN ({qmarks(part)})",
+                *part,
+            )
+            for r in rows:
+                out[r[0]] = Member(r[1], r[2], r[0], r[3], r[4], r[5])
+        return out
+
+    async def members_from_state(
+        self, state: StateMap, memberships: Sequence[str] | None = None
+    ) -> dict[str, Member]:
+        """Members of a state map (e.g. the state at an event), by user ID."""
+        member_ids = {eid for (etype, _), eid in state.items() if etype == MEMBER}
+        rows = await self.get_memberships_by_event_ids(member_ids)
+        return {
+            m.user_id: m
+            for m in rows.values()
+            if memberships is None or m.membership in memberships
+        }
+
+    async def get_rooms_for_user(
+        self, user_id: str, memberships: Sequence[str] = ("join",)
+    ) -> list[RoomForUser]:
+        """Rooms where the user's current membership is one of ``memberships``."""
+        if not memberships:
+            return []
+        rows = await self.db.fetchall(
+            "SELECT c.room_id, c.membership, c.event_id, e.stream_ordering, e.room_version"
+            " FROM current_state c JOIN events e ON e.event_id = c.event_id"
+            f" WHERE c.state_key = ? AND c.type = ? AND c.membership IN ({qmarks(memberships)})"
+            " ORDER BY e.stream_ordering",
+            user_id,
+            MEMBER,
+            *memberships,
+        )
+        return [RoomForUser(*r) for r in rows]
+
+    async def get_membership_history(self, room_id: str, user_id: str) -> list[Member]:
+        """Every membership event of the user in the room, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT user_id, membership, event_id, sender, displayname, avatar_url"
+            " FROM room_memberships WHERE room_id = ? AND user_id = ? ORDER BY stream_ordering",
+            room_id,
+            user_id,
+        )
+        return [Member(*r) for r in rows]
+
+
+__all__ = ["MEMBER", "RoomRow", "RoomsStore", "StateDeltaRow"]

@@ -1,0 +1,105 @@
+"""PostgreSQL specifics: the ``?`` -> ``$n`` rewrite and multi-process-shaped behaviour."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hs.storage.database import DatabaseConfig, Transaction, TransactionConflict, open_database
+from hs.storage.dialects.postgres import to_dollar_params
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT ?", "SELECT $1"),
+        ("INSERT INTO t VALUES (?, ?, ?)", "INSERT INTO t VALUES ($1, $2, $3)"),
+        ("SELECT '?' , ?", "SELECT '?' , $1"),
+        ("SELECT 'it''s ?', ?", "SELECT 'it''s ?', $1"),
+        ("SELECT E'\\' ?', ?", "SELECT E'\\' ?', $1"),
+        ('SELECT "od?d" FROM t WHERE a = ?', 'SELECT "od?d" FROM t WHERE a = $1'),
+        ("SELECT 1 -- why?\n, ?", "SELECT 1 -- why?\n, $1"),
+        ("SELECT /* ? */ ?", "SELECT /* ? */ $1"),
+        ("SELECT $$ ? $$, ?", "SELECT $$ ? $$, $1"),
+        ("SELECT $tag$ ? $tag$, ?", "SELECT $tag$ ? $tag$, $1"),
+        ("SELECT 1", "SELECT 1"),
+    ],
+)
+def test_placeholder_rewrite(sql: str, expected: str) -> None:
+    assert to_dollar_params(sql) == expected
+
+
+async def test_two_pools_see_each_others_commits(fresh_pg_config: DatabaseConfig) -> None:
+    a = await open_database(fresh_pg_config)
+    b = await open_database(fresh_pg_config, run_migrations=False)
+    try:
+        await a.execute("CREATE TABLE t (x BIGINT)")
+        await a.execute("INSERT INTO t VALUES (?)", 5)
+        assert await b.fetchval("SELECT x FROM t") == 5
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_serialization_failure_is_transaction_conflict(
+    fresh_pg_config: DatabaseConfig,
+) -> None:
+    db = await open_database(fresh_pg_config)
+    try:
+        await db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, x BIGINT)")
+        await db.execute("INSERT INTO t VALUES (?, ?)", "a", 0)
+        with pytest.raises(TransactionConflict):
+            async with db.transaction() as txn:
+                await txn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                assert await txn.fetchval("SELECT x FROM t WHERE k = ?", "a") == 0
+                # Another connection commits a change to the row after our snapshot...
+                await db.execute("UPDATE t SET x = ? WHERE k = ?", 2, "a")
+                # ...so updating it here cannot be serialized.
+                await txn.execute("UPDATE t SET x = ? WHERE k = ?", 1, "a")
+        assert await db.fetchval("SELECT x FROM t WHERE k = ?", "a") == 2
+    finally:
+        await db.close()
+
+
+async def test_run_transaction_retries_conflicts(fresh_pg_config: DatabaseConfig) -> None:
+    db = await open_database(fresh_pg_config)
+    try:
+        await db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, x BIGINT)")
+        await db.execute("INSERT INTO t VALUES (?, ?)", "a", 0)
+        attempts = 0
+
+        async def bump(txn: Transaction) -> int:
+            nonlocal attempts
+            attempts += 1
+            await txn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            x = await txn.fetchval("SELECT x FROM t WHERE k = ?", "a")
+            if attempts == 1:  # a concurrent writer sneaks in once
+                await db.execute("UPDATE t SET x = x + ? WHERE k = ?", 10, "a")
+            await txn.execute("UPDATE t SET x = ? WHERE k = ?", x + 1, "a")
+            return int(x + 1)
+
+        assert await db.run_transaction(bump) == 11
+        assert attempts == 2
+        assert await db.fetchval("SELECT x FROM t WHERE k = ?", "a") == 11
+    finally:
+        await db.close()
+
+
+_LITERALS = st.sampled_from(
+    ["'?'", "'it''s ?'", '"a?b"', "-- x?\n", "/* ? */", "$$?$$", "$q$ ? $q$", "E'\\'?'"]
+)
+_TOKENS = st.lists(st.one_of(st.just("?"), _LITERALS, st.sampled_from([" a ", ", ", "::int"])))
+
+
+@given(_TOKENS)
+def test_placeholder_rewrite_numbers_only_real_placeholders(tokens: list[str]) -> None:
+    rewritten = to_dollar_params(" ".join(tokens))
+    expected, n = [], 0
+    for token in tokens:
+        if token == "?":
+            n += 1
+            expected.append(f"${n}")
+        else:
+            expected.append(token)
+    assert rewritten == " ".join(expected)

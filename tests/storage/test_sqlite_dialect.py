@@ -1,0 +1,158 @@
+"""SQLite specifics: pragmas, routing, durability under SIGKILL, misuse detection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hs.storage.database import DatabaseConfig, DatabaseError, open_database
+from hs.storage.dialects.sqlite import is_read_only, split_script
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _config(tmp_path: Path, **kw: object) -> DatabaseConfig:
+    return DatabaseConfig(dialect="sqlite", sqlite_path=str(tmp_path / "hs.db"), **kw)  # type: ignore[arg-type]
+
+
+async def test_synchronous_full_on_request(tmp_path: Path) -> None:
+    db = await open_database(_config(tmp_path, sqlite_synchronous="FULL"))
+    try:
+        async with db.transaction() as txn:
+            assert await txn.fetchval("PRAGMA synchronous") == 2
+    finally:
+        await db.close()
+
+
+async def test_pragmas(tmp_path: Path) -> None:
+    db = await open_database(_config(tmp_path))
+    try:
+        async with db.transaction() as txn:
+            assert await txn.fetchval("PRAGMA journal_mode") == "wal"
+            assert await txn.fetchval("PRAGMA foreign_keys") == 1
+            assert await txn.fetchval("PRAGMA synchronous") == 1  # NORMAL
+            assert await txn.fetchval("PRAGMA busy_timeout") == 10_000
+    finally:
+        await db.close()
+
+
+def test_read_only_classification() -> None:
+    assert is_read_only("SELECT 1")
+    assert is_read_only("  -- comment\n select x from t")
+    assert is_read_only("WITH a AS (SELECT 1) SELECT * FROM a")
+    assert not is_read_only("WITH a AS (SELECT 1) INSERT INTO t SELECT * FROM a")
+    assert not is_read_only("INSERT INTO t VALUES (1)")
+    assert not is_read_only("UPDATE t SET a = 1 RETURNING a")
+    assert not is_read_only("PRAGMA journal_mode")
+
+
+def test_split_script_keeps_trigger_bodies() -> None:
+    script = """
+    CREATE TABLE a (x INTEGER); -- first
+    CREATE TRIGGER t AFTER INSERT ON a BEGIN
+        INSERT INTO a VALUES (1);
+        INSERT INTO a VALUES (2);
+    END;
+    /* a comment only */;
+    INSERT INTO a VALUES (';')
+    """
+    parts = split_script(script)
+    assert len(parts) == 3
+    assert "INSERT INTO a VALUES (2);" in parts[1]
+    assert parts[2].strip().startswith("INSERT INTO a VALUES (';')")
+
+
+async def test_database_call_inside_own_transaction_raises(tmp_path: Path) -> None:
+    """Using the Database (not the Transaction) inside a transaction would deadlock."""
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(DatabaseError, match="Transaction object"):
+            async with db.transaction():
+                await db.execute("INSERT INTO t VALUES (?)", 1)
+        with pytest.raises(DatabaseError, match="nested"):
+            async with db.transaction(), db.transaction():
+                pass
+        assert await db.fetchval("SELECT count(*) FROM t") == 0
+    finally:
+        await db.close()
+
+
+async def test_task_spawned_in_a_transaction_waits_for_it(tmp_path: Path) -> None:
+    """Only the transaction's own task is refused; other tasks queue for the writer."""
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO t VALUES (?)", 1)
+            child = asyncio.create_task(db.execute("INSERT INTO t VALUES (?)", 2))
+            await asyncio.sleep(0.02)
+            assert not child.done()
+        assert await child == 1
+        assert await db.fetchall("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+    finally:
+        await db.close()
+
+
+async def test_memory_database_works_without_readers(tmp_path: Path) -> None:
+    db = await open_database(DatabaseConfig(dialect="sqlite", sqlite_path=":memory:"))
+    try:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        await db.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+        assert await db.fetchval("SELECT sum(x) FROM t") == 3
+        assert db.pool_stats()["size"] == 1
+    finally:
+        await db.close()
+
+
+_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from hs.storage.database import DatabaseConfig, open_database
+
+    async def main(path):
+        db = await open_database(DatabaseConfig(dialect="sqlite", sqlite_path=path))
+        await db.execute("CREATE TABLE IF NOT EXISTS acked (k INTEGER PRIMARY KEY)")
+        k = 0
+        while True:
+            k += 1
+            async with db.transaction() as txn:
+                await txn.execute("INSERT INTO acked (k) VALUES (?)", k)
+            print(k, flush=True)  # acknowledged only after COMMIT returned
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    path = str(tmp_path / "hs.db")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, path], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    acked = 0
+    try:
+        for line in proc.stdout:
+            acked = int(line)
+            if acked >= 40:
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert acked >= 40, "the writer process died early"
+    db = await open_database(DatabaseConfig(dialect="sqlite", sqlite_path=path))
+    try:
+        stored = await db.fetchval("SELECT max(k) FROM acked")
+        assert stored >= acked
+        assert await db.fetchval("SELECT count(*) FROM acked") == stored
+    finally:
+        await db.close()
