@@ -27,8 +27,11 @@ from hs.handlers.uia import InteractiveAuth
 from hs.http.metrics import HttpMetrics
 from hs.http.middleware import BODY_LIMIT, METRICS, X_FORWARDED, matrix_middleware
 from hs.http.ratelimit import Ratelimiters
+from hs.notifier import Notifier
 from hs.storage.accounts import AccountStore
 from hs.storage.database import Database, open_database
+from hs.storage.events import EventsStore
+from hs.storage.streams import STREAMS, Streams
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ class Services:
     registration: RegistrationHandler
     profiles: ProfileHandler
     metrics: HttpMetrics
+    #: Stream-position generators of this process (events, receipts, typing, ...).
+    streams: Streams
+    #: Events, state groups, rooms and memberships.
+    events: EventsStore
+    #: Wakes long-polling requests when a stream advances for a room or user.
+    notifier: Notifier
     clock: Callable[[], int] = wall_clock_ms
     #: The server's ed25519 signing keys (first = current); empty when built for tests.
     signing_keys: list[SigningKey] = field(default_factory=list)
@@ -61,9 +70,13 @@ class Services:
     admin_nonces: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: HomeserverConfig, db: Database,
-              clock: Callable[[], int] = wall_clock_ms,
-              passwords: Passwords | None = None) -> Services:
+    async def build(cls, config: HomeserverConfig, db: Database,
+                    clock: Callable[[], int] = wall_clock_ms,
+                    passwords: Passwords | None = None) -> Services:
+        """Build every service on an open, migrated database."""
+        streams = await Streams.load(db, instance_name="main", names=(*STREAMS, "backfill"))
+        events = EventsStore(db, streams["events"], backfill_stream=streams["backfill"],
+                             cache_factor=config.caches_global_factor)
         store = AccountStore(db)
         ratelimiters = Ratelimiters(config.rate_limit)
         passwords = passwords or Passwords(config.password_minimum_length)
@@ -78,18 +91,24 @@ class Services:
             devices=devices, accounts=AccountHandler(store, passwords, devices),
             login=LoginHandler(config, store, passwords, ratelimiters, clock),
             registration=RegistrationHandler(config, store, passwords, auth, devices, clock),
-            profiles=ProfileHandler(store, config.server_name), metrics=metrics, clock=clock)
+            profiles=ProfileHandler(store, config.server_name), metrics=metrics,
+            streams=streams, events=events, notifier=Notifier(), clock=clock)
 
     @classmethod
     async def open(cls, config: HomeserverConfig, **kwargs: object) -> Services:
         """Load the signing key, open (and migrate) the database, and build the services."""
         signing_keys = read_signing_key_file(config.signing_key_path)
         db = await open_database(config.database.to_database_config())
-        services = cls.build(config, db, **kwargs)  # type: ignore[arg-type]
+        try:
+            services = await cls.build(config, db, **kwargs)  # type: ignore[arg-type]
+        except BaseException:
+            await db.close()
+            raise
         services.signing_keys = signing_keys
         return services
 
     async def close(self) -> None:
+        await self.streams.close()
         await self.db.close()
 
 

@@ -83,7 +83,7 @@ async def running_server(database_config: DatabaseConfig, *, x_forwarded: bool =
     """The client API app on 127.0.0.1; ``overrides`` are homeserver.yaml keys."""
     config = make_config(**overrides)
     db = await open_database(database_config)
-    services = Services.build(config, db, passwords=Passwords(config.password_minimum_length,
+    services = await Services.build(config, db, passwords=Passwords(config.password_minimum_length,
                                                               FAST_HASHER))
     server = TestServer(create_app(services, x_forwarded=x_forwarded), host="127.0.0.1")
     await server.start_server()

@@ -79,7 +79,7 @@ async def test_unexpected_exception_is_logged_500(database_config, caplog):
         raise RuntimeError("kaboom")
 
     db = await open_database(database_config)
-    services = Services.build(make_config(), db, passwords=Passwords(0, FAST_HASHER))
+    services = await Services.build(make_config(), db, passwords=Passwords(0, FAST_HASHER))
     app = create_app(services)
     app.router.add_get("/boom", boom)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
