@@ -1,0 +1,1 @@
+"""Server-server transport: discovery, outbound client, keys, request authentication."""
