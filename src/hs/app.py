@@ -15,7 +15,8 @@ from aiohttp import web
 from nacl.signing import SigningKey
 
 from hs.config import HomeserverConfig
-from hs.core.keys import read_signing_key_file
+from hs.core.keys import generate_signing_key, read_signing_key_file
+from hs.federation.setup import Federation, create_federation
 from hs.handlers.accounts import AccountHandler
 from hs.handlers.auth import AuthHandler
 from hs.handlers.devices import DeviceHandler
@@ -63,17 +64,25 @@ class Services:
     events: EventsStore
     #: Wakes long-polling requests when a stream advances for a room or user.
     notifier: Notifier
+    #: Outbound federation client, keyring, key server and inbound request authentication.
+    federation: Federation
+    #: The server's ed25519 signing keys (first = current).
+    signing_keys: list[SigningKey]
     clock: Callable[[], int] = wall_clock_ms
-    #: The server's ed25519 signing keys (first = current); empty when built for tests.
-    signing_keys: list[SigningKey] = field(default_factory=list)
     #: Shared-secret registration nonces -> creation time (ms), like Synapse: in memory.
     admin_nonces: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     async def build(cls, config: HomeserverConfig, db: Database,
                     clock: Callable[[], int] = wall_clock_ms,
-                    passwords: Passwords | None = None) -> Services:
-        """Build every service on an open, migrated database."""
+                    passwords: Passwords | None = None,
+                    signing_keys: list[SigningKey] | None = None) -> Services:
+        """Build every service on an open, migrated database.
+
+        Without ``signing_keys`` (tests, tools) a fresh ephemeral key is generated.
+        """
+        if not signing_keys:
+            signing_keys = [generate_signing_key("ephemeral")]
         streams = await Streams.load(db, instance_name="main", names=(*STREAMS, "backfill"))
         events = EventsStore(db, streams["events"], backfill_stream=streams["backfill"],
                              cache_factor=config.caches_global_factor)
@@ -92,7 +101,9 @@ class Services:
             login=LoginHandler(config, store, passwords, ratelimiters, clock),
             registration=RegistrationHandler(config, store, passwords, auth, devices, clock),
             profiles=ProfileHandler(store, config.server_name), metrics=metrics,
-            streams=streams, events=events, notifier=Notifier(), clock=clock)
+            streams=streams, events=events, notifier=Notifier(),
+            federation=create_federation(config, db, signing_keys),
+            signing_keys=list(signing_keys), clock=clock)
 
     @classmethod
     async def open(cls, config: HomeserverConfig, **kwargs: object) -> Services:
@@ -100,14 +111,15 @@ class Services:
         signing_keys = read_signing_key_file(config.signing_key_path)
         db = await open_database(config.database.to_database_config())
         try:
-            services = await cls.build(config, db, **kwargs)  # type: ignore[arg-type]
+            services = await cls.build(config, db, signing_keys=signing_keys,
+                                       **kwargs)  # type: ignore[arg-type]
         except BaseException:
             await db.close()
             raise
-        services.signing_keys = signing_keys
         return services
 
     async def close(self) -> None:
+        await self.federation.close()
         await self.streams.close()
         await self.db.close()
 

@@ -303,5 +303,7 @@ def test_config_from_homeserver_config() -> None:
     assert cfg == FederationClientConfig(
         verify_certificates=False, custom_ca_list=("/ca.pem",),
         certificate_verification_whitelist=("*.onion",), domain_whitelist=("a.org",),
-        ip_range_blacklist=None, ip_range_whitelist=("10.0.0.0/8",))
+        ip_range_blacklist=(), ip_range_whitelist=("10.0.0.0/8",))
+    # An explicitly empty blacklist blocks nothing extra (Synapse); unset means the default.
     assert FederationClientConfig.from_homeserver_config(object()) == FederationClientConfig()
+    assert FederationClientConfig().ip_range_blacklist is None

@@ -108,3 +108,19 @@ def test_startup_errors_are_readable(tmp_path: Path):
 def test_hash_password():
     result = run_cli("hash-password", "-p", "hunter2")
     assert result.returncode == 0 and result.stdout.startswith("$argon2id$")
+
+
+def test_federation_knobs_parse(tmp_path: Path):
+    base = {"server_name": "example.org", "signing_key_path": str(tmp_path / "k"),
+            "database": {"name": "sqlite3", "args": {"database": str(tmp_path / "db")}}}
+    unset = parse_config(dict(base))
+    assert unset.ip_range_blacklist is None
+    assert unset.federation_domain_whitelist is None
+    cfg = parse_config({**base, "ip_range_blacklist": [],
+                            "federation_domain_whitelist": ["a.org"],
+                            "federation_custom_ca_list": ["/ca.pem"],
+                            "key_refresh_interval": "1d"})
+    assert cfg.ip_range_blacklist == []
+    assert cfg.federation_domain_whitelist == ["a.org"]
+    assert cfg.federation_custom_ca_list == ["/ca.pem"]
+    assert cfg.key_refresh_interval == 86_400_000

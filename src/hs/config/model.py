@@ -31,7 +31,7 @@ IGNORED_SYNAPSE_KEYS = frozenset({
     "include_profile_data_on_invite", "auto_join_rooms", "autocreate_auto_join_rooms",
     "enable_3pid_lookup", "metrics_flags", "opentracing", "redis", "sentry",
     "experimental_features",
-    "old_signing_keys", "key_refresh_interval", "dynamic_thumbnails", "thumbnail_sizes",
+    "dynamic_thumbnails", "thumbnail_sizes",
     "url_preview_ip_range_blacklist", "max_image_pixels", "recaptcha_public_key",
     "recaptcha_private_key", "enable_registration_captcha", "retention", "push",
 })
@@ -143,9 +143,20 @@ class HomeserverConfig:
     max_upload_size: int = 50 * 1024 * 1024
     max_request_body_size: int = 50 * 1024 * 1024
     federation_verify_certificates: bool = True
-    ip_range_blacklist: list[Any] = field(default_factory=list)
+    #: CA files trusted for federation TLS (they replace the system store, as in Synapse).
+    federation_custom_ca_list: list[str] = field(default_factory=list)
+    #: Server-name globs whose federation certificates are not verified.
+    federation_certificate_verification_whitelist: list[str] = field(default_factory=list)
+    #: When set, the only servers hs federates with.
+    federation_domain_whitelist: list[str] | None = None
+    #: None: hs's default blacklist (private, loopback, link-local ...); [] blocks nothing extra.
+    ip_range_blacklist: list[Any] | None = None
     ip_range_whitelist: list[Any] = field(default_factory=list)
     trusted_key_servers: list[TrustedKeyServer] = field(default_factory=list)
+    #: Synapse's ``old_signing_keys``: {"ed25519:id": {"key": base64, "expired_ts": ms}}.
+    old_signing_keys: dict[str, Any] | None = None
+    #: How long our published key responses stay valid (ms); Synapse's ``key_refresh_interval``.
+    key_refresh_interval: int | None = None
     default_room_version: str = DEFAULT_ROOM_VERSION.identifier
     presence_enabled: bool = True
     enable_metrics: bool = False
@@ -224,7 +235,13 @@ def parse_config(data: Any, config_path: str | None = None) -> HomeserverConfig:
     opts["max_upload_size"] = root.get("max_upload_size", v.as_size, 50 * 1024 * 1024)
     opts["max_request_body_size"] = root.get(
         "max_request_body_size", v.as_size, max(opts["max_upload_size"] or 0, 1024 * 1024))
-    opts["ip_range_blacklist"] = root.get("ip_range_blacklist", v.as_ip_networks, None) or []
+    opts["ip_range_blacklist"] = root.get("ip_range_blacklist", v.as_ip_networks, None)
+    for key in ("federation_custom_ca_list", "federation_certificate_verification_whitelist"):
+        opts[key] = root.get(key, v.as_str_list, None) or []
+    opts["federation_domain_whitelist"] = root.get("federation_domain_whitelist",
+                                                   v.as_str_list, None)
+    opts["old_signing_keys"] = root.get("old_signing_keys", _old_signing_keys, None)
+    opts["key_refresh_interval"] = root.get("key_refresh_interval", v.as_duration_ms, None)
     opts["ip_range_whitelist"] = root.get("ip_range_whitelist", v.as_ip_networks, None) or []
     opts["trusted_key_servers"] = _trusted_key_servers(root, problems)
     opts["default_room_version"] = root.get("default_room_version", _room_version,
@@ -422,6 +439,18 @@ def _rate_limits(root: Section) -> dict[str, RateLimit]:
         fed.get(key, lambda x: v.as_int(x, minimum=0), 0)
     fed.finish()
     return limits
+
+
+def _old_signing_keys(value: Any) -> dict[str, Any]:
+    from hs.federation.local_keys import parse_old_signing_keys
+
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of key ID to {key, expired_ts}")
+    try:
+        parse_old_signing_keys(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 def _trusted_key_servers(root: Section, problems: list[tuple[str, str]]) -> list[TrustedKeyServer]:

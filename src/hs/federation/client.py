@@ -80,8 +80,8 @@ class FederationClientConfig:
                 opt("federation_certificate_verification_whitelist", ())
             ),
             domain_whitelist=None if whitelist is None else tuple(whitelist),
-            # An empty list in the model means "not configured": Synapse's default applies.
-            ip_range_blacklist=tuple(blacklist) if blacklist else None,
+            # None means "not configured": hs's default blacklist applies; [] blocks nothing.
+            ip_range_blacklist=None if blacklist is None else tuple(blacklist),
             ip_range_whitelist=tuple(opt("ip_range_whitelist", ())),
         )
 

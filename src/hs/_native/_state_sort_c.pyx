@@ -1,0 +1,624 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Cython twin of ``_state_sort_py``: state resolution's graph loops at C speed.
+
+Event IDs are interned to dense ints so auth-chain walks, the Kahn sort and the
+reachability passes run over C arrays; only the inputs and outputs are Python objects.
+Every Python value is type-checked before it reaches C, so bad input raises
+``TypeError``/``KeyError``/``StateSortError`` exactly where the pure twin does.
+"""
+
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.object cimport PyObject
+from libc.string cimport memset
+
+from hs._native._errors import StateSortError
+
+__all__ = ["AuthGraph", "mainline_sort", "reverse_topological_power_sort", "split_state"]
+
+
+cdef inline str _check_id(object event_id):
+    if type(event_id) is not str:
+        raise TypeError(f"event IDs must be str, not {type(event_id).__name__}")
+    return <str>event_id
+
+
+# ---- growable C int arrays -------------------------------------------------------------
+
+cdef int _grow(int** buf, Py_ssize_t* cap, Py_ssize_t need) except -1:
+    """Make ``*buf`` hold at least ``need`` ints (amortised doubling)."""
+    cdef Py_ssize_t new_cap
+    cdef int* new_buf
+    if need <= cap[0]:
+        return 0
+    new_cap = cap[0] * 2 if cap[0] else 64
+    while new_cap < need:
+        new_cap *= 2
+    new_buf = <int*>PyMem_Realloc(buf[0], new_cap * sizeof(int))
+    if new_buf == NULL:
+        raise MemoryError()
+    buf[0] = new_buf
+    cap[0] = new_cap
+    return 0
+
+
+cdef class _IntBuf:
+    """A scratch int array freed with its owner (so exceptions cannot leak it)."""
+
+    cdef int* data
+    cdef Py_ssize_t size
+
+    def __cinit__(self, Py_ssize_t size, bint zero=True):
+        self.size = size
+        self.data = <int*>PyMem_Malloc((size if size > 0 else 1) * sizeof(int))
+        if self.data == NULL:
+            raise MemoryError()
+        if zero:
+            memset(self.data, 0, (size if size > 0 else 1) * sizeof(int))
+
+    def __dealloc__(self):
+        PyMem_Free(self.data)
+
+
+# ---- split_state -----------------------------------------------------------------------
+
+cdef int _judge(list sets, Py_ssize_t i, object key, object value, bint missing_is_conflict,
+                dict unconflicted, dict conflicted, int* present_in) except -1:
+    """Judge ``key``, first met in ``sets[i]`` with ``value``; maps before ``i`` lack it.
+
+    Returns 1 if it is unconflicted (and stores its value unless it is already there as
+    ``value``), 0 if conflicted. ``present_in[j]`` counts keys found in map ``j``.
+    """
+    cdef Py_ssize_t j, n = len(sets), present
+    cdef PyObject* found
+    cdef object first_value, candidate
+    cdef list values = None
+    if value is None:
+        first_value = None
+        present = 0
+    else:
+        first_value = _check_id(value)
+        present = 1
+    for j in range(i + 1, n):
+        found = PyDict_GetItem(<dict>sets[j], key)
+        if found == NULL:
+            continue
+        present_in[j] += 1
+        candidate = <object>found
+        if candidate is None:
+            continue
+        present += 1
+        if first_value is None:
+            first_value = _check_id(candidate)
+        elif values is None:
+            if candidate is not first_value and candidate != first_value:
+                values = [first_value, _check_id(candidate)]
+        elif candidate not in values:
+            values.append(_check_id(candidate))
+    if values is None and first_value is not None and (present == n or not missing_is_conflict):
+        if first_value is not value:
+            unconflicted[key] = first_value
+        return 1
+    if values is None:
+        values = [] if first_value is None else [first_value]
+    values.sort()
+    conflicted[key] = values
+    return 0
+
+
+def split_state(object state_sets, bint missing_is_conflict=True):
+    """Split state maps into the unconflicted map and the sorted conflicted IDs per key.
+
+    Each key is judged once, when met in the first map that has it. The unconflicted map
+    starts as a copy of the first map (a C-level clone, no rehashing) with its conflicted
+    keys deleted afterwards; a later map whose keys were all met in the first is skipped.
+    """
+    cdef list sets = [s if type(s) is dict else dict(s) for s in state_sets]
+    cdef Py_ssize_t n = len(sets), i, j, pos
+    cdef dict conflicted = {}
+    cdef dict unconflicted
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef dict state
+    cdef bint seen
+    cdef list dropped = []
+    cdef object k, v  # strong references: a key's __eq__/__hash__ may mutate the maps
+    if n == 0:
+        return {}, conflicted
+    cdef _IntBuf present_in = _IntBuf(n, True)
+    state = <dict>sets[0]
+    unconflicted = state.copy()
+    pos = 0
+    while PyDict_Next(state, &pos, &key, &value):
+        k = <object>key
+        v = <object>value
+        if not _judge(sets, 0, k, v, missing_is_conflict, unconflicted, conflicted,
+                      present_in.data):
+            dropped.append(k)
+    for k in dropped:
+        del unconflicted[k]
+    for i in range(1, n):
+        state = <dict>sets[i]
+        # Keys met in earlier maps that this map also has are counted in present_in[i]
+        # (each key is judged once); if that is all of them there is nothing new here.
+        if present_in.data[i] == len(state):
+            continue
+        pos = 0
+        while PyDict_Next(state, &pos, &key, &value):
+            k = <object>key
+            v = <object>value
+            seen = False
+            for j in range(i):
+                if PyDict_GetItem(<dict>sets[j], k) != NULL:
+                    seen = True
+                    break
+            if seen:
+                continue
+            if _judge(sets, i, k, v, missing_is_conflict, unconflicted, conflicted,
+                      present_in.data):
+                if PyDict_GetItem(unconflicted, k) == NULL:
+                    unconflicted[k] = v
+    return unconflicted, conflicted
+
+
+# ---- AuthGraph -------------------------------------------------------------------------
+
+cdef class AuthGraph:
+    """The auth-event DAG of some events, interned to ints for walks at C speed.
+
+    An ID that is referenced but never added is a leaf: walks include it and stop there.
+    """
+
+    cdef dict _index            # event ID -> node
+    cdef list _ids              # node -> event ID
+    cdef int* _start            # node -> offset of its edges in _edges, or -1 if not added
+    cdef int* _count            # node -> number of auth events
+    cdef int* _edges            # all edge targets, each node's contiguous
+    cdef unsigned int* _mark    # node -> stamp of the last walk that reached it
+    cdef Py_ssize_t _cap
+    cdef Py_ssize_t _ecap
+    cdef Py_ssize_t _ne
+    cdef Py_ssize_t _added
+    cdef unsigned int _stamp
+
+    def __cinit__(self):
+        self._index = {}
+        self._ids = []
+        self._start = NULL
+        self._count = NULL
+        self._edges = NULL
+        self._mark = NULL
+        self._cap = 0
+        self._ecap = 0
+        self._ne = 0
+        self._added = 0
+        self._stamp = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self._start)
+        PyMem_Free(self._count)
+        PyMem_Free(self._edges)
+        PyMem_Free(self._mark)
+
+    cdef int _intern(self, str event_id) except -1:
+        cdef PyObject* found = PyDict_GetItem(self._index, event_id)
+        cdef Py_ssize_t node, cap
+        if found != NULL:
+            return <int><object>found
+        node = len(self._ids)
+        if node >= 0x7FFFFFFF:
+            raise MemoryError("auth graph too large")
+        if node >= self._cap:
+            cap = self._cap
+            _grow(&self._start, &cap, node + 1)
+            cap = self._cap
+            _grow(&self._count, &cap, node + 1)
+            cap = self._cap
+            _grow(<int**>&self._mark, &cap, node + 1)
+            self._cap = cap
+        self._start[node] = -1
+        self._count[node] = 0
+        self._mark[node] = 0
+        self._ids.append(event_id)
+        self._index[event_id] = node
+        return <int>node
+
+    cdef unsigned int _new_stamp(self):
+        cdef Py_ssize_t i
+        self._stamp += 1
+        if self._stamp == 0:  # wrapped: forget every old mark
+            for i in range(len(self._ids)):
+                self._mark[i] = 0
+            self._stamp = 1
+        return self._stamp
+
+    def add_event(self, event_id, auth_event_ids):
+        """Record an event's ``auth_events``; a second call for the same ID is ignored."""
+        cdef str eid = _check_id(event_id)
+        cdef list auth = [_check_id(a) for a in auth_event_ids]
+        cdef int node = self._intern(eid)
+        cdef int target
+        cdef Py_ssize_t k, start, m = len(auth)
+        if self._start[node] != -1:
+            return
+        if self._ne + m >= 0x7FFFFFFF:  # edge offsets are C ints
+            raise MemoryError("auth graph too large")
+        _grow(&self._edges, &self._ecap, self._ne + m)
+        start = self._ne
+        for k in range(m):
+            target = self._intern(<str>auth[k])
+            self._edges[self._ne] = target
+            self._ne += 1
+        self._start[node] = <int>start
+        self._count[node] = <int>m
+        self._added += 1
+
+    def __contains__(self, event_id):
+        cdef PyObject* found
+        if type(event_id) is not str:
+            return False
+        found = PyDict_GetItem(self._index, event_id)
+        return found != NULL and self._start[<int><object>found] != -1
+
+    def __len__(self):
+        return self._added
+
+    def auth_event_ids(self, event_id):
+        """The recorded auth events of ``event_id`` (empty for an unknown event)."""
+        cdef PyObject* found = PyDict_GetItem(self._index, _check_id(event_id))
+        cdef int node, k
+        if found == NULL:
+            return ()
+        node = <int><object>found
+        if self._start[node] == -1:
+            return ()
+        return tuple([self._ids[self._edges[self._start[node] + k]]
+                      for k in range(self._count[node])])
+
+    cdef _IntBuf _intern_all(self, object event_ids, Py_ssize_t* n):
+        """Intern ``event_ids`` (checking each is a str) into a fresh int array."""
+        cdef list ids = event_ids if type(event_ids) is list else list(event_ids)
+        cdef Py_ssize_t k, m = len(ids)
+        cdef _IntBuf buf = _IntBuf(m, False)
+        for k in range(m):
+            buf.data[k] = self._intern(_check_id(ids[k]))
+        n[0] = m
+        return buf
+
+    cdef int _walk(self, int* starts, Py_ssize_t n_starts, bint include_start, _IntBuf out,
+                   Py_ssize_t* n_out) except -1:
+        """Mark (with a fresh stamp) everything reachable; write reached nodes to ``out``,
+        which must have room for every node of the graph."""
+        cdef unsigned int stamp = self._new_stamp()
+        cdef int* queue = out.data
+        cdef Py_ssize_t top = 0, bottom = 0, k, s, end, i
+        cdef int node, child
+        # ``out`` doubles as the work queue: nodes are appended once, when first marked.
+        for i in range(n_starts):
+            node = starts[i]
+            if include_start:
+                if self._mark[node] != stamp:
+                    self._mark[node] = stamp
+                    queue[top] = node
+                    top += 1
+            elif self._start[node] != -1:
+                s = self._start[node]
+                end = s + self._count[node]
+                for k in range(s, end):
+                    child = self._edges[k]
+                    if self._mark[child] != stamp:
+                        self._mark[child] = stamp
+                        queue[top] = child
+                        top += 1
+        while bottom < top:
+            node = queue[bottom]
+            bottom += 1
+            if self._start[node] == -1:
+                continue
+            s = self._start[node]
+            end = s + self._count[node]
+            for k in range(s, end):
+                child = self._edges[k]
+                if self._mark[child] != stamp:
+                    self._mark[child] = stamp
+                    queue[top] = child
+                    top += 1
+        n_out[0] = top
+        return 0
+
+    def missing(self, event_ids):
+        """The IDs among ``event_ids`` and their known auth chains that were never added."""
+        cdef Py_ssize_t m = 0, n = 0, k
+        cdef _IntBuf starts = self._intern_all(event_ids, &m)
+        cdef _IntBuf out = _IntBuf(len(self._ids), False)
+        self._walk(starts.data, m, True, out, &n)
+        result = [self._ids[out.data[k]] for k in range(n) if self._start[out.data[k]] == -1]
+        result.sort()
+        return result
+
+    def auth_chain(self, event_ids):
+        """The union of the auth chains of ``event_ids``."""
+        cdef Py_ssize_t m = 0, n = 0, k
+        cdef _IntBuf starts = self._intern_all(event_ids, &m)
+        cdef _IntBuf out = _IntBuf(len(self._ids), False)
+        self._walk(starts.data, m, False, out, &n)
+        return {self._ids[out.data[k]] for k in range(n)}
+
+    def auth_chain_difference(self, state_sets):
+        """``union(C_i) - intersection(C_i)``; ``C_i`` is state set *i* plus its auth chain.
+
+        As in the pure twin, the closure of the events common to every set is walked once
+        and the per-set walks stop where they reach it; here the sets are interned once and
+        "common" is found with per-node counters instead of set operations.
+        """
+        cdef list interned = []
+        cdef list sizes = []
+        cdef Py_ssize_t n_sets, m = 0, n = 0, k, i, size
+        for s in state_sets:
+            interned.append(self._intern_all(s, &m))
+            sizes.append(m)
+        n_sets = len(interned)
+        if n_sets == 0:
+            return set()
+        cdef Py_ssize_t total = len(self._ids)
+        cdef _IntBuf counts = _IntBuf(total, True)
+        cdef _IntBuf out = _IntBuf(total, False)
+        cdef _IntBuf starts
+        cdef int node
+        cdef unsigned int stamp
+        # How many sets hold each node (a node listed twice in one set counts once).
+        for i in range(n_sets):
+            starts = <_IntBuf>interned[i]
+            size = <Py_ssize_t>sizes[i]
+            stamp = self._new_stamp()
+            for k in range(size):
+                node = starts.data[k]
+                if self._mark[node] != stamp:
+                    self._mark[node] = stamp
+                    counts.data[node] += 1
+        # The common events, then their closure: counts == n_sets marks "in every C_i".
+        cdef _IntBuf common = _IntBuf(total, False)
+        m = 0
+        for node in range(total):
+            if counts.data[node] == n_sets:
+                common.data[m] = node
+                m += 1
+            counts.data[node] = 0
+        self._walk(common.data, m, True, out, &n)
+        for k in range(n):
+            counts.data[out.data[k]] = <int>n_sets
+        for i in range(n_sets):
+            starts = <_IntBuf>interned[i]
+            self._walk_counted(starts.data, <Py_ssize_t>sizes[i], counts.data, <int>n_sets,
+                               out, &n)
+        result = set()
+        for node in range(total):
+            if 0 < counts.data[node] < n_sets:
+                result.add(self._ids[node])
+        return result
+
+    cdef int _walk_counted(self, int* starts, Py_ssize_t n_starts, int* counts, int full,
+                           _IntBuf out, Py_ssize_t* n_out) except -1:
+        """Walk from ``starts`` (inclusive), not entering nodes whose count is ``full``;
+        add one to the count of every node reached."""
+        cdef unsigned int stamp = self._new_stamp()
+        cdef int* queue = out.data
+        cdef Py_ssize_t top = 0, bottom = 0, k, s, end, i
+        cdef int node, child
+        for i in range(n_starts):
+            node = starts[i]
+            if self._mark[node] != stamp and counts[node] != full:
+                self._mark[node] = stamp
+                counts[node] += 1
+                queue[top] = node
+                top += 1
+        while bottom < top:
+            node = queue[bottom]
+            bottom += 1
+            if self._start[node] == -1:
+                continue
+            s = self._start[node]
+            end = s + self._count[node]
+            for k in range(s, end):
+                child = self._edges[k]
+                if self._mark[child] != stamp and counts[child] != full:
+                    self._mark[child] = stamp
+                    counts[child] += 1
+                    queue[top] = child
+                    top += 1
+        n_out[0] = top
+        return 0
+
+    def conflicted_subgraph(self, conflicted):
+        """Events on an auth path between two conflicted events, endpoints included
+        (rooms/v12.md "Conflicted state subgraph")."""
+        cdef Py_ssize_t m = 0, n = 0, k, i, s, end, top, bottom
+        cdef _IntBuf targets = self._intern_all({_check_id(e) for e in conflicted}, &m)
+        cdef Py_ssize_t total = len(self._ids)
+        cdef _IntBuf below = _IntBuf(total, False)
+        self._walk(targets.data, m, True, below, &n)
+        cdef unsigned int stamp
+        # Reverse adjacency (CSR) restricted to ``below``: node -> the nodes citing it.
+        cdef _IntBuf rdeg = _IntBuf(total + 1, True)
+        cdef int node, child
+        for i in range(n):
+            node = below.data[i]
+            if self._start[node] == -1:
+                continue
+            s = self._start[node]
+            end = s + self._count[node]
+            for k in range(s, end):
+                rdeg.data[self._edges[k] + 1] += 1
+        for i in range(total):
+            rdeg.data[i + 1] += rdeg.data[i]
+        cdef _IntBuf fill = _IntBuf(total, True)
+        cdef _IntBuf radj = _IntBuf(rdeg.data[total], False)
+        for i in range(n):
+            node = below.data[i]
+            if self._start[node] == -1:
+                continue
+            s = self._start[node]
+            end = s + self._count[node]
+            for k in range(s, end):
+                child = self._edges[k]
+                radj.data[rdeg.data[child] + fill.data[child]] = node
+                fill.data[child] += 1
+        # Walk the reversed edges from the conflicted events (marks: a new stamp).
+        stamp = self._new_stamp()
+        cdef _IntBuf queue = _IntBuf(total, False)
+        top = 0
+        bottom = 0
+        for i in range(m):
+            node = targets.data[i]
+            if self._mark[node] != stamp:
+                self._mark[node] = stamp
+                queue.data[top] = node
+                top += 1
+        while bottom < top:
+            node = queue.data[bottom]
+            bottom += 1
+            for k in range(rdeg.data[node], rdeg.data[node + 1]):
+                child = radj.data[k]
+                if self._mark[child] != stamp:
+                    self._mark[child] = stamp
+                    queue.data[top] = child
+                    top += 1
+        return {self._ids[queue.data[k]] for k in range(top)}
+
+
+# ---- the sorts -------------------------------------------------------------------------
+
+cdef inline void _heap_push(int* heap, Py_ssize_t* size, int value) noexcept:
+    cdef Py_ssize_t i = size[0], parent
+    size[0] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap[parent] <= value:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = value
+
+
+cdef inline int _heap_pop(int* heap, Py_ssize_t* size) noexcept:
+    cdef int top = heap[0]
+    cdef Py_ssize_t n = size[0] - 1, i = 0, child
+    cdef int last = heap[n]
+    size[0] = n
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= last:
+            break
+        heap[i] = heap[child]
+        i = child
+    if n > 0:
+        heap[i] = last
+    return top
+
+
+def reverse_topological_power_sort(event_ids, auth_edges, power, origin_ts):
+    """Kahn's algorithm over the auth DAG restricted to ``event_ids``, earliest first,
+    choosing the smallest ready event by (-sender power, origin_server_ts, event_id)."""
+    cdef list ids = sorted({_check_id(e) for e in event_ids})
+    cdef Py_ssize_t n = len(ids), i, k, m, size = 0
+    # Rank every event by its full tie-break key once; Kahn's heap then compares ints.
+    cdef dict keys = {}
+    cdef str e
+    for e in ids:
+        keys[e] = (-power[e], origin_ts[e], e)
+    cdef list ranked = sorted(ids, key=keys.__getitem__)
+    cdef dict rank = {}
+    for i in range(n):
+        rank[ranked[i]] = i
+    # Parents of each ranked node inside the set, deduplicated, as CSR child lists.
+    cdef _IntBuf pending = _IntBuf(n, True)
+    cdef _IntBuf cdeg = _IntBuf(n + 1, True)
+    cdef list parent_lists = []
+    cdef list parents
+    cdef set unique
+    cdef PyObject* found
+    cdef int p
+    for i in range(n):
+        parents = []
+        unique = set()
+        for a in auth_edges.get(ranked[i], ()):
+            if type(a) is not str:
+                continue  # cannot be one of ``ids``
+            found = PyDict_GetItem(rank, a)
+            if found != NULL and a not in unique:
+                unique.add(a)
+                p = <int><object>found
+                parents.append(p)
+                cdeg.data[p + 1] += 1
+        pending.data[i] = len(parents)
+        parent_lists.append(parents)
+    for i in range(n):
+        cdeg.data[i + 1] += cdeg.data[i]
+    cdef _IntBuf fill = _IntBuf(n, True)
+    cdef _IntBuf children = _IntBuf(cdeg.data[n], False)
+    for i in range(n):
+        for p in <list>parent_lists[i]:
+            children.data[cdeg.data[p] + fill.data[p]] = <int>i
+            fill.data[p] += 1
+    cdef _IntBuf heap = _IntBuf(n, False)
+    for i in range(n):
+        if pending.data[i] == 0:
+            _heap_push(heap.data, &size, <int>i)
+    cdef list out = []
+    cdef int node, child
+    while size > 0:
+        node = _heap_pop(heap.data, &size)
+        out.append(ranked[node])
+        for k in range(cdeg.data[node], cdeg.data[node + 1]):
+            child = children.data[k]
+            pending.data[child] -= 1
+            if pending.data[child] == 0:
+                _heap_push(heap.data, &size, child)
+    if len(out) != n:
+        raise StateSortError("the auth events of the events to sort contain a cycle")
+    return out
+
+
+def mainline_sort(event_ids, mainline, pl_parent, origin_ts):
+    """Order events by (-mainline position, origin_server_ts, event_id) (rooms/v2.md)."""
+    cdef dict index = {}
+    cdef Py_ssize_t i = 0, steps, limit = len(pl_parent) + 1
+    cdef Py_ssize_t infinity = len(mainline)
+    for p in mainline:
+        index.setdefault(_check_id(p), i)
+        i += 1
+    cdef dict memo = {}
+    cdef list path
+    cdef list keyed = []
+    cdef object node, pos, nxt, parent
+    for e in {_check_id(x) for x in event_ids}:
+        parent = pl_parent.get(e)
+        if parent is None:
+            pos = infinity
+        else:
+            node = _check_id(parent)
+            path = []
+            steps = 0
+            pos = infinity
+            while node is not None:
+                if node in memo:
+                    pos = memo[node]
+                    break
+                if node in index:
+                    pos = index[node]
+                    break
+                path.append(node)
+                steps += 1
+                if steps > limit:
+                    raise StateSortError("the power-levels auth chain contains a cycle")
+                nxt = pl_parent.get(node)
+                node = None if nxt is None else _check_id(nxt)
+            for x in path:
+                memo[x] = pos
+        keyed.append((-pos, origin_ts[e], e))
+    keyed.sort()
+    return [k[2] for k in keyed]

@@ -1,0 +1,142 @@
+"""What v1 and v2 share: an event cache over the store and auth checks against a state map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import ModuleType
+
+from hs.core.auth import AuthError, auth_types_for_event, check_auth_rules
+from hs.core.pdu import PDU, StateKey
+from hs.core.room_versions import RoomVersion
+from hs.core.state_res.store import StateResolutionStore
+
+CREATE: StateKey = ("m.room.create", "")
+POWER_LEVELS: StateKey = ("m.room.power_levels", "")
+JOIN_RULES: StateKey = ("m.room.join_rules", "")
+MEMBER = "m.room.member"
+
+#: What a malformed event may raise from inside the auth rules. Treated as "not allowed":
+#: resolution must not fail because one event in a fork is junk.
+_NOT_ALLOWED: tuple[type[BaseException], ...] = (KeyError, TypeError, ValueError)
+
+
+class ResolutionContext:
+    """One resolution's view of the room: loaded events and the pieces of the auth rules.
+
+    Events are fetched from the store in batches and kept for the rest of the run, so each
+    event is asked for at most once.
+    """
+
+    __slots__ = (
+        "_cited",
+        "_create_id",
+        "events",
+        "room_id",
+        "room_version",
+        "sorts",
+        "store",
+    )
+
+    def __init__(
+        self,
+        room_id: str,
+        room_version: RoomVersion,
+        store: StateResolutionStore,
+        sorts: ModuleType,
+    ) -> None:
+        self.room_id = room_id
+        self.room_version = room_version
+        self.store = store
+        self.sorts = sorts
+        self.events: dict[str, PDU] = {}
+        self._cited: dict[str, dict[StateKey, PDU]] = {}
+        # v12 events do not cite the create event: its ID is the room ID's hash part
+        # (rooms/v12.md "Event format"), and the auth rules need it in the map.
+        self._create_id: str | None = None
+        if room_version.room_id_from_create_event and room_id.startswith("!"):
+            self._create_id = "$" + room_id[1:]
+
+    async def load(self, event_ids: Iterable[str]) -> None:
+        """Fetch the given events that are not cached yet (one store call)."""
+        events = self.events
+        missing = {e for e in event_ids if e not in events}
+        if missing:
+            events.update(await self.store.get_events(missing))
+
+    async def load_auth_chains(self, event_ids: Iterable[str], graph: object) -> None:
+        """Fetch ``event_ids`` and their whole auth chains, recording edges in ``graph``
+        (an ``AuthGraph``). One store call per level of the walk."""
+        add = graph.add_event  # type: ignore[attr-defined]
+        frontier = set(event_ids)
+        done: set[str] = set()
+        while frontier:
+            await self.load(frontier)
+            done |= frontier
+            nxt: set[str] = set()
+            for e in frontier:
+                ev = self.events.get(e)
+                if ev is None:
+                    continue
+                auth_ids = ev.auth_event_ids()
+                add(e, auth_ids)
+                nxt.update(auth_ids)
+            frontier = nxt - done
+
+    async def load_create(self) -> None:
+        if self._create_id is not None:
+            await self.load((self._create_id,))
+
+    def create_event(self) -> PDU | None:
+        """The v12 create event (derived from the room ID); None for earlier versions."""
+        return None if self._create_id is None else self.events.get(self._create_id)
+
+    def required_keys(self, event: PDU) -> list[StateKey]:
+        return auth_types_for_event(
+            event.type, event.sender, event.state_key, event.content, self.room_version
+        )
+
+    def cited_state(self, event: PDU) -> Mapping[StateKey, PDU]:
+        """The event's own auth events by key (loaded ones only), plus the v12 create.
+
+        Cached per event once all its auth events are loaded; do not mutate the result.
+        """
+        cached = self._cited.get(event.event_id)
+        if cached is not None:
+            return cached
+        cited: dict[StateKey, PDU] = {}
+        create = self.create_event()
+        if create is not None:
+            cited[CREATE] = create
+        events = self.events
+        complete = True
+        for a in event.auth_event_ids():
+            ev = events.get(a)
+            if ev is None:
+                complete = False
+            elif ev.is_state():
+                cited[ev.state_tuple] = ev
+        if complete:
+            self._cited[event.event_id] = cited
+        return cited
+
+    def is_allowed(self, event: PDU, auth_events: Mapping[StateKey, PDU]) -> bool:
+        """The auth rules' verdict on ``event`` given exactly ``auth_events``."""
+        try:
+            check_auth_rules(event, auth_events, check_auth_event_selection=False)
+        except AuthError:
+            return False
+        except _NOT_ALLOWED:
+            return False
+        return True
+
+
+def is_power_event(event: PDU) -> bool:
+    """rooms/v2.md "Power events": power levels, join rules, and kicks/bans of others."""
+    if not event.is_state():
+        return False
+    etype = event.type
+    if etype == "m.room.power_levels" or etype == "m.room.join_rules":
+        return True
+    if etype == MEMBER:
+        return event.membership in ("leave", "ban") and event.sender != event.state_key
+    return False
