@@ -10,7 +10,7 @@ trap 'rm -rf "$tmp"' EXIT
   || { tail -50 "$tmp/build.log"; exit 1; }
 "$PYTHON" -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q "$tmp"/dist/hs-*.whl pytest hypothesis canonicaljson signedjson
-cp -r tests "$tmp/tests"
+cp -r tests bench "$tmp/"
 (cd "$tmp" && HS_REQUIRE_EXTENSIONS=1 venv/bin/python -c \
   "import hs; s = hs.native_status(); print(s); assert all(v == 'native' for v in s.values()), s")
 (cd "$tmp" && HS_REQUIRE_EXTENSIONS=1 HS_SPEC_DIR="$HS_ROOT/../shared/spec" \

@@ -19,20 +19,36 @@ from hs.core.keys import generate_signing_key, read_signing_key_file
 from hs.federation.setup import Federation, create_federation
 from hs.handlers.accounts import AccountHandler
 from hs.handlers.auth import AuthHandler
+from hs.handlers.device_lists import DeviceListHandler
 from hs.handlers.devices import DeviceHandler
+from hs.handlers.directory import DirectoryHandler
+from hs.handlers.e2e_keys import E2EKeysHandler
+from hs.handlers.filters import FilterHandler
 from hs.handlers.login import LoginHandler
 from hs.handlers.passwords import Passwords
 from hs.handlers.profile import ProfileHandler
+from hs.handlers.read_markers import ReadMarkersHandler
+from hs.handlers.receipts import ReceiptsHandler
 from hs.handlers.registration import RegistrationHandler
+from hs.handlers.rooms import RoomHandler
+from hs.handlers.timeline import TimelineHandler
+from hs.handlers.to_device import ToDeviceHandler
+from hs.handlers.typing import TypingHandler
 from hs.handlers.uia import InteractiveAuth
 from hs.http.metrics import HttpMetrics
 from hs.http.middleware import BODY_LIMIT, METRICS, X_FORWARDED, matrix_middleware
 from hs.http.ratelimit import Ratelimiters
 from hs.notifier import Notifier
+from hs.storage.account_data import AccountDataStore
 from hs.storage.accounts import AccountStore
 from hs.storage.database import Database, open_database
+from hs.storage.directory import DirectoryQueries
+from hs.storage.e2e import E2EStore
 from hs.storage.events import EventsStore
+from hs.storage.filters import ClientReadStore, FilterStore
+from hs.storage.receipts import ReceiptsStore
 from hs.storage.streams import STREAMS, Streams
+from hs.storage.to_device import ToDeviceStore
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +84,54 @@ class Services:
     federation: Federation
     #: The server's ed25519 signing keys (first = current).
     signing_keys: list[SigningKey]
+    #: Room creation, membership and sending (the local event pipeline).
+    rooms: RoomHandler
     clock: Callable[[], int] = wall_clock_ms
     #: Shared-secret registration nonces -> creation time (ms), like Synapse: in memory.
     admin_nonces: dict[str, int] = field(default_factory=dict)
+    #: Aliases, directory visibility, /publicRooms (and joined/power checks).
+    directory: DirectoryHandler = field(init=False)
+    #: Who is typing (in memory, per process); ``typing_changes_since`` for /sync.
+    typing: TypingHandler = field(init=False)
+    #: Read receipts; ``receipts.store.receipts_since`` for /sync.
+    receipts: ReceiptsHandler = field(init=False)
+    #: ``m.fully_read`` markers (room account data) plus receipts.
+    read_markers: ReadMarkersHandler = field(init=False)
+    #: Global and per-room account data on the "account_data" stream.
+    account_data: AccountDataStore = field(init=False)
+    #: Uploaded client filters (helper L3).
+    filters: FilterHandler = field(init=False)
+    #: The read side of rooms: /messages, /context, /state, members, relations (L3).
+    timeline: TimelineHandler = field(init=False)
+    #: Device-list change stream; ``device_list_changes_since`` for /sync (helper M).
+    device_lists: DeviceListHandler = field(init=False)
+    #: E2EE keys; ``one_time_key_counts``/``unused_fallback_key_types`` for /sync.
+    e2e_keys: E2EKeysHandler = field(init=False)
+    #: To-device messages; ``get_to_device``/``ack_to_device`` for /sync.
+    to_device: ToDeviceHandler = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Build the parts derived from the core services above (helper L4's area)."""
+        self.account_data = AccountDataStore(self.db, self.streams["account_data"])
+        self.directory = DirectoryHandler(self.config.server_name, self.events,
+                                          DirectoryQueries(self.db), self.federation.client,
+                                          self.rooms)
+        self.typing = TypingHandler(self.streams["typing"], self.notifier, self.clock)
+        self.receipts = ReceiptsHandler(
+            self.events, ReceiptsStore(self.db, self.streams["receipts"]), self.directory,
+            self.notifier, self.clock, lambda pdus, user_id: self.timeline.visible(pdus, user_id))
+        self.read_markers = ReadMarkersHandler(self.account_data, self.receipts, self.notifier)
+        self.filters = FilterHandler(FilterStore(self.db), self.config.server_name)
+        self.timeline = TimelineHandler(self.events, ClientReadStore(self.db), self.clock,
+                                        self.account_data)
+        self.device_lists = DeviceListHandler(E2EStore(self.db), self.streams["device_lists"],
+                                              self.notifier)
+        self.e2e_keys = E2EKeysHandler(self.config.server_name, self.device_lists.store,
+                                       self.device_lists, self.clock)
+        self.to_device = ToDeviceHandler(self.config.server_name, ToDeviceStore(self.db),
+                                         self.streams["to_device"], self.notifier, self.clock)
+        self.devices.on_deleted += [self.e2e_keys.on_devices_deleted,
+                                    self.to_device.on_devices_deleted]
 
     @classmethod
     async def build(cls, config: HomeserverConfig, db: Database,
@@ -93,6 +154,9 @@ class Services:
         devices = DeviceHandler(store, clock)
         metrics = HttpMetrics()
         metrics.watch_pool(db.pool_stats)
+        notifier = Notifier()
+        keys = list(signing_keys)
+        rooms = RoomHandler(config, events, notifier, store, ratelimiters, lambda: keys, clock)
         return cls(
             config=config, db=db, store=store, ratelimiters=ratelimiters, passwords=passwords,
             auth=auth,
@@ -101,9 +165,9 @@ class Services:
             login=LoginHandler(config, store, passwords, ratelimiters, clock),
             registration=RegistrationHandler(config, store, passwords, auth, devices, clock),
             profiles=ProfileHandler(store, config.server_name), metrics=metrics,
-            streams=streams, events=events, notifier=Notifier(),
+            streams=streams, events=events, notifier=notifier,
             federation=create_federation(config, db, signing_keys),
-            signing_keys=list(signing_keys), clock=clock)
+            rooms=rooms, signing_keys=keys, clock=clock)
 
     @classmethod
     async def open(cls, config: HomeserverConfig, **kwargs: object) -> Services:
@@ -119,6 +183,8 @@ class Services:
         return services
 
     async def close(self) -> None:
+        self.typing.close()
+        await self.rooms.close()
         await self.federation.close()
         await self.streams.close()
         await self.db.close()

@@ -17,7 +17,8 @@ V3 = ("/_matrix/client/v3", "/_matrix/client/r0")
 V1 = ("/_matrix/client/v1",)
 
 _CLIENT_MODULES = ("versions", "capabilities", "wellknown", "register", "login", "logout",
-                   "account", "devices", "profile")
+                   "account", "devices", "profile", "directory", "ephemeral",
+                   "timeline", "filters", "keys", "to_device", "rooms", "membership")
 #: Resources other parts of hs provide; mounted when their module exists.
 _OPTIONAL_RESOURCES = {"federation": "hs.api.federation", "keys": "hs.api.keys",
                        "media": "hs.api.media"}

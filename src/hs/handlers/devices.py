@@ -1,4 +1,5 @@
-"""Device lifecycle. Other subsystems (e2e keys, to-device) subscribe to deletions."""
+"""Device lifecycle. Other subsystems subscribe: e2e keys and to-device to deletions, the
+device-list stream to creations and renames (the display name is part of /keys/query)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from hs.storage.accounts.store import DeviceRow
 logger = logging.getLogger(__name__)
 
 DeviceDeletedHook = Callable[[str, list[str]], Awaitable[None]]
+#: ``hook(user_id, device_ids)``: same shape for every lifecycle hook.
+DeviceHook = DeviceDeletedHook
 MAX_DEVICE_ID_LENGTH = 255
 MAX_DISPLAY_NAME_LENGTH = 100
 
@@ -34,7 +37,9 @@ class DeviceHandler:
         self.store = store
         self.clock = clock
         #: Called as ``hook(user_id, device_ids)`` after devices are deleted.
-        self.on_deleted: list[DeviceDeletedHook] = []
+        self.on_deleted: list[DeviceHook] = []
+        #: Called as ``hook(user_id, [device_id])`` after a device is created or renamed.
+        self.on_changed: list[DeviceHook] = []
 
     async def create_or_reuse(self, user_id: str, device_id: str | None,
                               display_name: str | None) -> str:
@@ -48,6 +53,7 @@ class DeviceHandler:
         else:
             device_id = random_device_id()
         await self.store.ensure_device(user_id, device_id, _clip(display_name), self.clock())
+        await self._run(self.on_changed, user_id, [device_id])
         return device_id
 
     async def list_for(self, user_id: str) -> list[dict[str, Any]]:
@@ -63,6 +69,7 @@ class DeviceHandler:
         if not await self.store.set_device_display_name(user_id, device_id,
                                                         _clip(display_name) or ""):
             raise not_found("Device not found")
+        await self._run(self.on_changed, user_id, [device_id])
 
     async def delete(self, user_id: str, device_ids: list[str]) -> None:
         await self.store.delete_devices(user_id, device_ids)
@@ -73,13 +80,18 @@ class DeviceHandler:
         await self._notify(user_id, deleted)
 
     async def _notify(self, user_id: str, device_ids: list[str]) -> None:
+        await self._run(self.on_deleted, user_id, device_ids)
+
+    @staticmethod
+    async def _run(hooks: list[DeviceHook], user_id: str, device_ids: list[str]) -> None:
+        """Run every hook; one failing hook is logged and does not undo the device change."""
         if not device_ids:
             return
-        for hook in self.on_deleted:
+        for hook in hooks:
             try:
                 await hook(user_id, device_ids)
             except Exception:
-                logger.exception("Device deletion hook failed for %s", user_id)
+                logger.exception("Device hook %r failed for %s %s", hook, user_id, device_ids)
 
 
 def _clip(name: str | None) -> str | None:

@@ -11,6 +11,11 @@ AREAS: tuple[str, ...] = (
     "state",  # state groups (deltas + snapshots), event -> state group
     "rooms",  # rooms, current state, membership history, aliases, directory
     "server_keys",  # remote servers' signing keys and cached key responses
+    "receipts",  # read receipts (public, private, threaded)
+    "account_data",  # global and per-room account data
+    "filters",  # client filters; read-side indexes on events/relations
+    "e2e",  # device/one-time/fallback/cross-signing keys, signatures, device-list stream
+    "to_device",  # to-device inboxes, federation outbox, sendToDevice txn IDs
 )
 
 #: SQLite-only counter tables that stand in for a PostgreSQL sequence, as
