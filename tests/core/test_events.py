@@ -435,3 +435,17 @@ def test_junk_events_fail_with_typed_errors_only(event: dict[str, Any], version:
     assert checked.signed_by  # anything accepted was signed by a known key
     (batch,) = events.check_events([event], version, LOOKUP)
     assert batch.ok
+
+
+def test_pdu_room_id_of_a_v12_create_event_is_derived_from_its_id() -> None:
+    from hs.core.pdu import PDU
+    from hs.core.room_versions import KNOWN_ROOM_VERSIONS
+
+    create = {"type": "m.room.create", "state_key": "", "sender": "@a:x", "content": {},
+              "origin_server_ts": 1, "depth": 1, "prev_events": [], "auth_events": [],
+              "hashes": {"sha256": "x"}, "signatures": {}}
+    pdu = PDU(create, KNOWN_ROOM_VERSIONS["12"])
+    assert pdu.room_id == "!" + pdu.event_id[1:]
+    other = PDU({**create, "type": "m.room.topic"}, KNOWN_ROOM_VERSIONS["12"], event_id="$t")
+    with pytest.raises(KeyError):
+        _ = other.room_id

@@ -70,7 +70,14 @@ class PDU:
 
     @property
     def room_id(self) -> str:
-        return self.data["room_id"]  # type: ignore[no-any-return]
+        room_id = self.data.get("room_id")
+        if room_id is None and self.room_version.room_id_from_create_event \
+                and self.data.get("type") == "m.room.create":
+            # v12: the create event has no room_id; the room ID is derived from its event ID.
+            return "!" + self.event_id[1:]
+        if not isinstance(room_id, str):
+            raise KeyError("room_id")
+        return room_id
 
     @property
     def content(self) -> Mapping[str, Any]:
