@@ -58,8 +58,19 @@ async def test_join_invite_leave_kick(database_config):
         # Forget: only after leaving.
         status, err = await alice.member_op("forget", room_id)
         assert (status, err["errcode"]) == (400, "M_UNKNOWN")
+        # Before forgetting, bob can still read up to his leave; afterwards he cannot.
+        status, _ = await bob.call("GET", f"/rooms/{room_id}/messages?dir=b")
+        assert status == 200
         status, _ = await bob.member_op("forget", room_id)
         assert status == 200
+        assert await hs.services.events.rooms.get_forgotten_rooms(bob.user_id) == {room_id}
+        status, err = await bob.call("GET",
+                                     f"/rooms/{room_id}/messages?dir=b")
+        assert (status, err["errcode"]) == (403, "M_FORBIDDEN")
+        # A later membership (a new invite) supersedes the forget.
+        status, _ = await alice.member_op("invite", room_id, {"user_id": bob.user_id})
+        assert status == 200
+        assert await hs.services.events.rooms.get_forgotten_rooms(bob.user_id) == set()
         status, err = await bob.member_op("forget", "!unknown:test.local")
         assert (status, err["errcode"]) == (404, "M_NOT_FOUND")
         rooms = await hs.services.events.get_rooms_for_user(alice.user_id)

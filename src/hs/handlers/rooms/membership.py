@@ -203,3 +203,4 @@ async def forget_room(handler: RoomHandler, requester: Requester, room_id: str) 
     if current.membership in ("join", "invite", "knock"):
         raise MatrixError(400, "M_UNKNOWN",
                           f"User {requester.user_id} is in room {room_id}: leave it first")
+    await handler.events.rooms.forget_room(requester.user_id, room_id, current.event_id)

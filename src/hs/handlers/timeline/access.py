@@ -53,7 +53,9 @@ async def check_room_access(store: EventsStore, reads: ClientReadStore, room_id:
     membership, event_id = await reads.current_membership(room_id, user_id)
     if membership == "join":
         return RoomAccess(room_id, user_id, membership, None)
-    if allow_left and membership in ("leave", "ban") and event_id is not None:
+    if (allow_left and membership in ("leave", "ban") and event_id is not None
+            and not await store.rooms.is_forgotten(user_id, room_id)):
+        # Spec /forget: once forgotten, the room's history is no longer readable.
         # A user who was never joined (rejected invite) has nothing to read: their
         # visibility check below still hides everything they may not see.
         return RoomAccess(room_id, user_id, membership, event_id)

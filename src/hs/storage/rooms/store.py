@@ -256,6 +256,33 @@ class RoomsStore:
         )
         return [RoomForUser(*r) for r in rows]
 
+    async def forget_room(self, user_id: str, room_id: str, membership_event_id: str) -> None:
+        """Record that the user forgot the room while ``membership_event_id`` was current."""
+        await self.db.execute(
+            "INSERT INTO forgotten_rooms (user_id, room_id, event_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (user_id, room_id) DO UPDATE SET event_id = excluded.event_id",
+            user_id, room_id, membership_event_id,
+        )
+
+    async def get_forgotten_rooms(self, user_id: str) -> set[str]:
+        """Rooms the user forgot and has not had a membership change in since."""
+        rows = await self.db.fetchall(
+            "SELECT f.room_id FROM forgotten_rooms f JOIN current_state c"
+            " ON c.room_id = f.room_id AND c.type = ? AND c.state_key = f.user_id"
+            " AND c.event_id = f.event_id WHERE f.user_id = ?",
+            MEMBER, user_id,
+        )
+        return {r[0] for r in rows}
+
+    async def is_forgotten(self, user_id: str, room_id: str) -> bool:
+        row = await self.db.fetchone(
+            "SELECT 1 FROM forgotten_rooms f JOIN current_state c"
+            " ON c.room_id = f.room_id AND c.type = ? AND c.state_key = f.user_id"
+            " AND c.event_id = f.event_id WHERE f.user_id = ? AND f.room_id = ?",
+            MEMBER, user_id, room_id,
+        )
+        return row is not None
+
     async def get_membership_history(self, room_id: str, user_id: str) -> list[Member]:
         """Every membership event of the user in the room, oldest first."""
         rows = await self.db.fetchall(
