@@ -237,3 +237,15 @@ async def test_knock_restricted(database_config):
         status, _ = await carol.call("POST", f"/knock/{q(room_id)}", {})
         assert status == 200
         assert await membership(hs, room_id, carol.user_id) == "knock"
+
+
+async def test_profile_change_reaches_joined_rooms(database_config):
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        room_id = await alice.create_room(preset="private_chat")
+        status, _ = await alice.call("PUT", f"/profile/{alice.user_id}/displayname",
+                                     {"displayname": "Alice Liddell"})
+        assert status == 200
+        member = await state_event(hs, room_id, "m.room.member", alice.user_id)
+        assert member is not None and member.membership == "join"
+        assert member.content["displayname"] == "Alice Liddell"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hs.api import client_route
-from hs.app import services_of
+from hs.app import Services, services_of
+from hs.handlers.auth import Requester
 from hs.http.errors import missing_param
 from hs.http.request import read_json_object
 from hs.http.responses import json_response
@@ -31,6 +32,7 @@ async def put_field(request: web.Request) -> web.Response:
         raise missing_param(field)
     await services.profiles.set_field(requester.user_id, request.match_info["user_id"], field,
                                       body[field])
+    await _propagate(services, requester, field)
     return json_response({})
 
 
@@ -39,7 +41,15 @@ async def delete_field(request: web.Request) -> web.Response:
     requester = await services.auth.get_requester(request, allow_guest=True)
     await services.profiles.delete_field(requester.user_id, request.match_info["user_id"],
                                          request.match_info["field"])
+    await _propagate(services, requester, request.match_info["field"])
     return json_response({})
+
+
+async def _propagate(services: Services, requester: Requester, field: str) -> None:
+    """Member lists show the profile from each room's member event (as with Synapse): a
+    name or avatar change is sent to every joined room as a fresh join event."""
+    if field in ("displayname", "avatar_url"):
+        await services.rooms.propagate_profile(requester)
 
 
 def add_routes(app: web.Application) -> None:
