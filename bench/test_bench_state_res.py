@@ -2,7 +2,9 @@
 
 Target: the whole native resolution (``_state_sort_c``) >= 10x the pure twin. Both runs
 use the same in-memory store and the same auth rules (``hs.core.auth``, pure Python);
-only the ``state_sort`` twin differs. The coroutine is driven without an event loop (the
+only the ``state_sort`` twin differs, together with the ``power_levels`` twin paired with
+it (``_state_sort_c.power_levels``), which the rules use for user levels and the
+``m.room.power_levels`` rule. The coroutine is driven without an event loop (the
 in-memory store never suspends), so loop overhead does not dilute the comparison.
 """
 
@@ -108,3 +110,21 @@ def test_resolve_topic_native(benchmark: Any) -> None:
 def test_resolve_topic_pure(benchmark: Any) -> None:
     result = benchmark(_resolver("12-topic", pure("state_sort")))
     assert result[("m.room.topic", "")] in ("$TA", "$TB")
+
+
+def _power_levels_rule(m: ModuleType) -> Any:
+    """Rule 10 for one of the forks' power levels events against the room's first."""
+    builder, _, _ = FORKS["12"]
+    new, old = builder.events["$F01"], builder.events["$P0"]
+    args = (new.content, old.content, new.sender, 100, new.room_version, frozenset())
+    return lambda: m.power_levels_violation(*args)
+
+
+@pytest.mark.benchmark(group="state-res-power-levels-rule")
+def test_power_levels_rule_native(benchmark: Any) -> None:
+    assert benchmark(_power_levels_rule(native("power_levels"))) is None
+
+
+@pytest.mark.benchmark(group="state-res-power-levels-rule")
+def test_power_levels_rule_pure(benchmark: Any) -> None:
+    assert benchmark(_power_levels_rule(pure("power_levels"))) is None

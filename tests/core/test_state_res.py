@@ -750,3 +750,160 @@ def test_store_protocols() -> None:
     assert isinstance(store, ConflictedSubgraphStore)
     assert asyncio.run(store.get_events(["$x"])) == {}
     assert asyncio.run(store.get_auth_chain_difference("!r", [{"$x"}, {"$y"}])) == {"$x", "$y"}
+
+
+# ---- forks of one dict: split_state's lockstep walk and views for the auth difference ----
+
+
+@st.composite
+def forked_maps(draw: st.DrawFn) -> list[dict[Any, Any]]:
+    """State maps that start as copies of one dict, then diverge (values replaced, keys
+    added, deleted or re-added, ``None`` values): the lockstep walk and its fallbacks."""
+    keys = [("m.room.member", f"@u{i}:x") for i in range(draw(st.integers(0, 8)))]
+    base = {k: f"$e{i}" for i, k in enumerate(keys)}
+    maps = []
+    for _ in range(draw(st.integers(1, 3))):
+        state: dict[Any, Any] = dict(base)
+        for _ in range(draw(st.integers(0, 4))):
+            op = draw(st.sampled_from(["set", "add", "del", "none", "readd", "junk"]))
+            key = draw(st.sampled_from(keys)) if keys else ("k", "")
+            if op == "set":
+                state[key] = draw(st.sampled_from(["$x", "$y", f"$e{len(keys)}"]))
+            elif op == "add":
+                state[("m.room.topic", draw(st.sampled_from(["", "a"])))] = "$t"
+            elif op == "del":
+                state.pop(key, None)
+            elif op == "none":
+                state[key] = None
+            elif op == "readd" and key in state:
+                state[key] = state.pop(key)
+            elif op == "junk":
+                state[key] = draw(st.sampled_from([1, b"$e0", ["$e0"]]))
+        maps.append(state)
+    return maps
+
+
+def _split_outcome(m: ModuleType, maps: list[dict[Any, Any]], missing: bool) -> Any:
+    try:
+        unconflicted, conflicted = m.split_state(maps, missing)
+    except TypeError as exc:
+        return ("error", type(exc))
+    # Order is part of the contract (keys keep their order of first appearance).
+    return list(unconflicted.items()), list(conflicted.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(forked_maps(), st.booleans())
+def test_twins_split_forked_maps_identically(maps: list[dict[Any, Any]], missing: bool) -> None:
+    outcomes = [_split_outcome(m, maps, missing) for m in _all_twins()]
+    assert all(o == outcomes[0] for o in outcomes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_dags(), st.integers(1, 3), st.randoms(use_true_random=False))
+def test_auth_chain_difference_of_views(dag: dict[str, Any], n_sets: int, rnd: Any) -> None:
+    ids = dag["ids"]
+    # Maps from state keys to IDs: aligned positions, repeated IDs, differing lengths.
+    maps = [
+        {(str(i), ""): e if rnd.random() < 0.7 else rnd.choice(ids) for i, e in enumerate(ids)}
+        for _ in range(n_sets)
+    ]
+    for state in maps:
+        for _ in range(rnd.randrange(3)):
+            if state:
+                state.pop(rnd.choice(list(state)))
+    expected = None
+    for m in _all_twins():
+        graph = m.AuthGraph()
+        for e in ids:
+            graph.add_event(e, dag["edges"][e])
+        as_sets = graph.auth_chain_difference([set(s.values()) for s in maps])
+        assert graph.auth_chain_difference([s.values() for s in maps]) == as_sets
+        expected = as_sets if expected is None else expected
+        assert as_sets == expected
+
+
+# ---- the resolver's loops, both twins --------------------------------------------------------
+
+
+@pytest.mark.parametrize("m", TWINS)
+def test_resolver_loops(m: ModuleType) -> None:
+    room = _base_room(V12, {BOB: 50}, [BOB, CHARLIE])
+    a, b = room.fork(), room.fork()
+    a.send("$PA", "m.room.power_levels", ALICE, _pl({BOB: 100}), "")
+    b.send("$KB", "m.room.member", BOB, {"membership": "leave"}, CHARLIE)
+    b.send("$TB", "m.room.topic", BOB, {"topic": "b"}, "")
+    events = dict(room.builder.events)
+    conflicted = {PL: ["$P0", "$PA"], TOPIC: ["$TB"], ("x", ""): ["$PA"]}
+    assert m.conflicted_event_ids(conflicted) == {"$P0", "$PA", "$TB"}
+    state, power = m.select_power_events({"$PA", "$KB", "$TB", "$NOPE"}, events)
+    assert state == {"$PA", "$KB", "$TB"}
+    assert sorted(power) == ["$KB", "$PA"]
+    create = events["$CREATE"]
+    cache: dict[str, Any] = {}
+    cited = m.cited_state(events["$TB"], events, create, cache)
+    assert cited[CREATE] is create
+    assert cited[PL] is events["$P0"]
+    assert m.cited_state(events["$TB"], events, create, cache) is cited  # cached
+    assert m.cited_state(events["$TB"], {}, None, {}) == {}
+    edges, power_of, ts = m.power_sort_inputs(["$PA", "$KB"], events, create, {}, m.power_levels)
+    assert power_of == {"$PA": math.inf, "$KB": 50}
+    assert edges["$KB"] == events["$KB"].auth_event_ids()
+    assert ts["$PA"] == events["$PA"].origin_server_ts
+    todo = [events["$PA"], events["$KB"]]
+    required = [[PL, member(ALICE)], [PL, member(BOB), member(CHARLIE)]]
+    assert m.auth_prefetch_ids(todo, required, {PL: "$P0"}, {}) >= {"$P0", "$JA"}
+    seen: list[tuple[str, dict[Any, Any]]] = []
+
+    def allowed(ev: Any, auth: dict[Any, Any]) -> bool:
+        seen.append((ev.event_id, dict(auth)))
+        return ev.event_id == "$PA"
+
+    changes = m.iterative_auth_checks(todo, required, {PL: "$P0"}, {}, events, create, {}, allowed)
+    assert changes == {PL: "$PA"}
+    # $KB saw the state ($PA accepted before it), and its own cited events elsewhere.
+    assert seen[1][1][PL] is events["$PA"]
+    assert seen[1][1][member(BOB)] is m.cited_state(events["$KB"], events, create, {})[member(BOB)]
+    assert seen[1][1][CREATE] is create
+
+
+def test_resolution_uses_the_paired_power_levels_twin() -> None:
+    from hs._native import _power_levels_py
+    from hs.core.state_res import InMemoryStateResolutionStore
+    from hs.core.state_res._context import ResolutionContext
+
+    store = InMemoryStateResolutionStore(sorts=_state_sort_py)
+    ctx = ResolutionContext("!r:x", V11, store, _state_sort_py)
+    assert ctx.levels is _power_levels_py
+    for m in _all_twins():
+        assert m.power_levels.__name__ == m.__name__.replace("_state_sort_", "_power_levels_")
+
+
+class _NotAPDU:
+    event_id = "$n"
+
+
+_LOOP_JUNK: list[tuple[str, tuple[Any, ...]]] = [
+    ("conflicted_event_ids", (None,)),
+    ("conflicted_event_ids", ({"k": [1, None]},)),
+    ("select_power_events", (["$a", 1], {"$a": _NotAPDU()})),
+    ("select_power_events", (None, {})),
+    ("cited_state", (_NotAPDU(), {}, None, {})),
+    ("cited_state", (None, {}, None, {})),
+    ("power_sort_inputs", (["$n"], {"$n": _NotAPDU()}, None, {}, None)),
+    ("auth_prefetch_ids", ([_NotAPDU()], [], {}, {})),
+    ("auth_prefetch_ids", ([], [[PL]], {}, {})),
+    ("iterative_auth_checks", ([_NotAPDU()], [[]], {}, {}, {}, None, {}, None)),
+    ("iterative_auth_checks", ([], [], {}, {}, {}, None, {}, None)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), _LOOP_JUNK, ids=[n for n, _ in _LOOP_JUNK])
+def test_twins_loops_fail_alike_on_junk(name: str, args: tuple[Any, ...]) -> None:
+    outcomes = []
+    for m in _all_twins():
+        try:
+            outcomes.append(("ok", getattr(m, name)(*args)))
+        except Exception as exc:
+            outcomes.append(("error", type(exc)))
+    assert all(o == outcomes[0] for o in outcomes)

@@ -18,7 +18,15 @@ import importlib
 from hs._native._loader import NO_EXTENSIONS, STATUS
 
 # Every accelerated module; importing the selectors fills STATUS.
-MODULES = ("canonical_json", "json_scan", "event_hash", "push", "state_sort", "dag")
+MODULES = (
+    "canonical_json",
+    "json_scan",
+    "event_hash",
+    "push",
+    "state_sort",
+    "dag",
+    "power_levels",
+)
 
 
 def native_status() -> dict[str, str]:

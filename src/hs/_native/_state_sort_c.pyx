@@ -12,9 +12,25 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.string cimport memset
 
+from hs._native import _power_levels_c as power_levels  # the twin paired with this one
 from hs._native._errors import StateSortError
 
-__all__ = ["AuthGraph", "mainline_sort", "reverse_topological_power_sort", "split_state"]
+__all__ = [
+    "AuthGraph",
+    "auth_prefetch_ids",
+    "cited_state",
+    "conflicted_event_ids",
+    "iterative_auth_checks",
+    "mainline_sort",
+    "power_levels",
+    "power_sort_inputs",
+    "reverse_topological_power_sort",
+    "select_power_events",
+    "split_state",
+]
+
+cdef tuple CREATE = ("m.room.create", "")
+cdef tuple POWER_LEVELS = ("m.room.power_levels", "")
 
 
 cdef inline str _check_id(object event_id):
@@ -106,12 +122,32 @@ cdef int _judge(list sets, Py_ssize_t i, object key, object value, bint missing_
     return 0
 
 
+cdef class _PosBuf:
+    """Scratch ``Py_ssize_t`` array (dict iteration positions) freed with its owner."""
+
+    cdef Py_ssize_t* data
+
+    def __cinit__(self, Py_ssize_t size):
+        self.data = <Py_ssize_t*>PyMem_Malloc((size if size > 0 else 1) * sizeof(Py_ssize_t))
+        if self.data == NULL:
+            raise MemoryError()
+        memset(self.data, 0, (size if size > 0 else 1) * sizeof(Py_ssize_t))
+
+    def __dealloc__(self):
+        PyMem_Free(self.data)
+
+
 def split_state(object state_sets, bint missing_is_conflict=True):
     """Split state maps into the unconflicted map and the sorted conflicted IDs per key.
 
     Each key is judged once, when met in the first map that has it. The unconflicted map
     starts as a copy of the first map (a C-level clone, no rehashing) with its conflicted
     keys deleted afterwards; a later map whose keys were all met in the first is skipped.
+
+    Forks of one state are copies of one dict, so their keys usually sit in the same
+    order: while every map yields the very same key object at the same step, the maps are
+    walked in lockstep and a key whose values are one ``str`` object everywhere is settled
+    without hashing it. At the first difference the walk falls back to lookups.
     """
     cdef list sets = [s if type(s) is dict else dict(s) for s in state_sets]
     cdef Py_ssize_t n = len(sets), i, j, pos
@@ -119,19 +155,42 @@ def split_state(object state_sets, bint missing_is_conflict=True):
     cdef dict unconflicted
     cdef PyObject* key
     cdef PyObject* value
+    cdef PyObject* other_key
+    cdef PyObject* other_value
     cdef dict state
-    cdef bint seen
+    cdef bint seen, lockstep, same
     cdef list dropped = []
     cdef object k, v  # strong references: a key's __eq__/__hash__ may mutate the maps
     if n == 0:
         return {}, conflicted
     cdef _IntBuf present_in = _IntBuf(n, True)
+    # resume[i]: where map i's own walk starts (the keys before it were met in lockstep).
+    cdef _PosBuf resume = _PosBuf(n)
+    cdef _PosBuf step = _PosBuf(n)
     state = <dict>sets[0]
     unconflicted = state.copy()
     pos = 0
+    lockstep = n > 1
     while PyDict_Next(state, &pos, &key, &value):
         k = <object>key
         v = <object>value
+        if lockstep:
+            same = type(v) is str
+            for j in range(1, n):
+                step.data[j] = resume.data[j]
+                if not PyDict_Next(<dict>sets[j], &resume.data[j], &other_key, &other_value) \
+                        or other_key != key:
+                    # Lockstep is over: undo this step in every map advanced so far.
+                    for i in range(1, j + 1):
+                        resume.data[i] = step.data[i]
+                    lockstep = False
+                    break
+                if other_value != value:
+                    same = False
+            if lockstep and same:
+                for j in range(1, n):
+                    present_in.data[j] += 1
+                continue
         if not _judge(sets, 0, k, v, missing_is_conflict, unconflicted, conflicted,
                       present_in.data):
             dropped.append(k)
@@ -143,7 +202,7 @@ def split_state(object state_sets, bint missing_is_conflict=True):
         # (each key is judged once); if that is all of them there is nothing new here.
         if present_in.data[i] == len(state):
             continue
-        pos = 0
+        pos = resume.data[i]
         while PyDict_Next(state, &pos, &key, &value):
             k = <object>key
             v = <object>value
@@ -353,18 +412,46 @@ cdef class AuthGraph:
         """
         cdef list interned = []
         cdef list sizes = []
-        cdef Py_ssize_t n_sets, m = 0, n = 0, k, i, size
-        for s in state_sets:
-            interned.append(self._intern_all(s, &m))
-            sizes.append(m)
-        n_sets = len(interned)
+        # Private copies: indexes below are unchecked, so no caller may resize them.
+        cdef list lists = [list(s) for s in state_sets]
+        cdef Py_ssize_t n_sets = len(lists), m = 0, n = 0, k, i, size, shortest
+        cdef object x
+        cdef bint same
+        cdef int node
         if n_sets == 0:
             return set()
+        # The sets usually come from state maps of one room whose values sit at the same
+        # positions: an ID found at the same index of every list is interned once.
+        shortest = len(<list>lists[0])
+        for i in range(1, n_sets):
+            if len(<list>lists[i]) < shortest:
+                shortest = len(<list>lists[i])
+        for i in range(n_sets):
+            size = len(<list>lists[i])
+            interned.append(_IntBuf(size, False))
+            sizes.append(size)
+        for k in range(shortest):
+            x = (<list>lists[0])[k]
+            same = True
+            for i in range(1, n_sets):
+                if (<list>lists[i])[k] is not x:
+                    same = False
+                    break
+            if same:
+                node = self._intern(_check_id(x))
+                for i in range(n_sets):
+                    (<_IntBuf>interned[i]).data[k] = node
+            else:
+                for i in range(n_sets):
+                    (<_IntBuf>interned[i]).data[k] = self._intern(
+                        _check_id((<list>lists[i])[k]))
+        for i in range(n_sets):
+            for k in range(shortest, <Py_ssize_t>sizes[i]):
+                (<_IntBuf>interned[i]).data[k] = self._intern(_check_id((<list>lists[i])[k]))
         cdef Py_ssize_t total = len(self._ids)
         cdef _IntBuf counts = _IntBuf(total, True)
         cdef _IntBuf out = _IntBuf(total, False)
         cdef _IntBuf starts
-        cdef int node
         cdef unsigned int stamp
         # How many sets hold each node (a node listed twice in one set counts once).
         for i in range(n_sets):
@@ -428,6 +515,20 @@ cdef class AuthGraph:
                     top += 1
         n_out[0] = top
         return 0
+
+    def add_loaded(self, event_ids, events):
+        """Record the auth events of those of ``event_ids`` that ``events`` holds (PDUs);
+        return every ID they cite (the next level of an auth-chain walk)."""
+        cdef set cited = set()
+        cdef object e, ev, auth_ids
+        for e in event_ids:
+            ev = events.get(e)
+            if ev is None:
+                continue
+            auth_ids = ev.auth_event_ids()
+            self.add_event(e, auth_ids)
+            cited.update(auth_ids)
+        return cited
 
     def conflicted_subgraph(self, conflicted):
         """Events on an auth path between two conflicted events, endpoints included
@@ -622,3 +723,124 @@ def mainline_sort(event_ids, mainline, pl_parent, origin_ts):
         keyed.append((-pos, origin_ts[e], e))
     keyed.sort()
     return [k[2] for k in keyed]
+
+
+# ---- the resolver's per-event loops (rooms/v2.md) ----------------------------------------
+#
+# The same code as the pure twin's, compiled: PDUs are read only through their public
+# attributes and the auth rules are a callable, so these stay generic; what C saves is
+# the interpreter overhead of the loops and the dict/set traffic around them.
+
+def conflicted_event_ids(conflicted):
+    """Every event ID of the conflicted state map."""
+    cdef set ids = set()
+    cdef object values
+    for values in conflicted.values():
+        ids.update(values)
+    return ids
+
+
+cdef bint _is_power_event(object event) except -1:
+    cdef object etype
+    if not event.is_state():
+        return False
+    etype = event.type
+    if etype == "m.room.power_levels" or etype == "m.room.join_rules":
+        return True
+    if etype == "m.room.member":
+        return event.membership in ("leave", "ban") and event.sender != event.state_key
+    return False
+
+
+def select_power_events(full, events):
+    """The full conflicted set reduced to loaded state events, and its power events."""
+    cdef set state = set()
+    cdef list power = []
+    cdef object e
+    for e in full:
+        if e in events and events[e].is_state():
+            state.add(e)
+    for e in state:
+        if _is_power_event(events[e]):
+            power.append(e)
+    return state, power
+
+
+cdef object _cited_state(object event, object events, object create, object cache):
+    cdef object cached, event_id = event.event_id, a, ev
+    cdef dict cited
+    cdef bint complete = True
+    cached = cache.get(event_id)
+    if cached is not None:
+        return cached
+    cited = {}
+    if create is not None:
+        cited[CREATE] = create
+    for a in event.auth_event_ids():
+        ev = events.get(a)
+        if ev is None:
+            complete = False
+        elif ev.is_state():
+            cited[ev.state_tuple] = ev
+    if complete:
+        cache[event_id] = cited
+    return cited
+
+
+def cited_state(event, events, create, cache):
+    """The event's own loaded auth events by key, plus ``create`` when not None (cached in
+    ``cache`` once every auth event is loaded; do not mutate the result)."""
+    return _cited_state(event, events, create, cache)
+
+
+def power_sort_inputs(event_ids, events, create, cache, levels):
+    """``reverse_topological_power_sort``'s inputs: auth events, sender power, timestamp."""
+    cdef dict edges = {}, power = {}, origin_ts = {}
+    cdef object e, ev, cited, user_level = levels.user_level
+    for e in event_ids:
+        ev = events[e]
+        edges[e] = ev.auth_event_ids()
+        cited = _cited_state(ev, events, create, cache)
+        power[e] = user_level(ev.sender, cited.get(CREATE), cited.get(POWER_LEVELS))
+        origin_ts[e] = ev.origin_server_ts
+    return edges, power, origin_ts
+
+
+def auth_prefetch_ids(todo, required, base, changes):
+    """Every auth event the events cite and every state event at the keys they need."""
+    cdef set wanted = set()
+    cdef object ev, keys, key, sid
+    for ev, keys in zip(todo, required, strict=True):
+        wanted.update(ev.auth_event_ids())
+        for key in keys:
+            sid = changes.get(key)
+            if sid is None:
+                sid = base.get(key)
+            if sid is not None:
+                wanted.add(sid)
+    return wanted
+
+
+def iterative_auth_checks(todo, required, base, changes, events, create, cache, is_allowed):
+    """rooms/v2.md "Iterative auth checks" (see the pure twin); returns ``changes``."""
+    cdef object ev, keys, key, sid, found, fallback
+    cdef dict auth_events
+    for ev, keys in zip(todo, required, strict=True):
+        auth_events = {}
+        if create is not None:
+            auth_events[CREATE] = create
+        for key in keys:
+            sid = changes.get(key)
+            if sid is None:
+                sid = base.get(key)
+            if sid is not None:
+                found = events.get(sid)
+                if found is not None:
+                    auth_events[key] = found
+                    continue
+            fallback = _cited_state(ev, events, create, cache).get(key)
+            if fallback is not None and fallback.rejected_reason is None:
+                auth_events[key] = fallback
+        if is_allowed(ev, auth_events):
+            changes[ev.state_tuple] = ev.event_id
+    return changes

@@ -10,16 +10,28 @@ that need PDUs and the auth rules.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMapping, Sequence
+from typing import Any
 
+from hs._native import _power_levels_py as power_levels  # the twin paired with this one
 from hs._native._errors import StateSortError
 
 __all__ = [
     "AuthGraph",
+    "auth_prefetch_ids",
+    "cited_state",
+    "conflicted_event_ids",
+    "iterative_auth_checks",
     "mainline_sort",
+    "power_levels",
+    "power_sort_inputs",
     "reverse_topological_power_sort",
+    "select_power_events",
     "split_state",
 ]
+
+CREATE = ("m.room.create", "")
+POWER_LEVELS = ("m.room.power_levels", "")
 
 
 def _check_id(event_id: object) -> str:
@@ -163,6 +175,19 @@ class AuthGraph:
         n = len(sets)
         return {e for e, c in counts.items() if c < n}
 
+    def add_loaded(self, event_ids: Iterable[str], events: Mapping[str, Any]) -> set[str]:
+        """Record the auth events of those of ``event_ids`` that ``events`` holds (PDUs);
+        return every ID they cite (the next level of an auth-chain walk)."""
+        cited: set[str] = set()
+        for e in event_ids:
+            ev = events.get(e)
+            if ev is None:
+                continue
+            auth_ids = ev.auth_event_ids()
+            self.add_event(e, auth_ids)
+            cited.update(auth_ids)
+        return cited
+
     def conflicted_subgraph(self, conflicted: Iterable[str]) -> set[str]:
         """Events on an auth path between two conflicted events, endpoints included.
 
@@ -277,3 +302,143 @@ def mainline_sort(
         keyed.append((-pos, origin_ts[e], e))
     keyed.sort()
     return [k[2] for k in keyed]
+
+
+# ---- the resolver's per-event loops (rooms/v2.md) ----------------------------------------
+#
+# These read PDUs only through their public attributes (``event_id``, ``sender``,
+# ``state_key``, ``type``, ``membership``, ``origin_server_ts``, ``rejected_reason``,
+# ``state_tuple``, ``is_state()``, ``auth_event_ids()``); the auth rules themselves are
+# passed in as a callable. ``events`` is the resolution's cache of loaded events.
+
+
+def conflicted_event_ids(conflicted: Mapping[Any, Sequence[str]]) -> set[str]:
+    """Every event ID of the conflicted state map."""
+    ids: set[str] = set()
+    for values in conflicted.values():
+        ids.update(values)
+    return ids
+
+
+def _is_power_event(event: Any) -> bool:
+    if not event.is_state():
+        return False
+    etype = event.type
+    if etype == "m.room.power_levels" or etype == "m.room.join_rules":
+        return True
+    if etype == "m.room.member":
+        return event.membership in ("leave", "ban") and event.sender != event.state_key
+    return False
+
+
+def select_power_events(
+    full: Iterable[str], events: Mapping[str, Any]
+) -> tuple[set[str], list[str]]:
+    """The full conflicted set reduced to loaded state events, and its power events
+    (rooms/v2.md "Power events": power levels, join rules, kicks and bans of others)."""
+    state = {e for e in full if e in events and events[e].is_state()}
+    power = [e for e in state if _is_power_event(events[e])]
+    return state, power
+
+
+def cited_state(
+    event: Any, events: Mapping[str, Any], create: Any, cache: MutableMapping[str, Any]
+) -> Mapping[tuple[str, str], Any]:
+    """The event's own loaded auth events by key, plus ``create`` (the v12 create event,
+    which events do not cite) when it is not None. Cached in ``cache`` once every auth
+    event is loaded; do not mutate the result."""
+    cached = cache.get(event.event_id)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    cited: dict[tuple[str, str], Any] = {}
+    if create is not None:
+        cited[CREATE] = create
+    complete = True
+    for a in event.auth_event_ids():
+        ev = events.get(a)
+        if ev is None:
+            complete = False
+        elif ev.is_state():
+            cited[ev.state_tuple] = ev
+    if complete:
+        cache[event.event_id] = cited
+    return cited
+
+
+def power_sort_inputs(
+    event_ids: Iterable[str],
+    events: Mapping[str, Any],
+    create: Any,
+    cache: MutableMapping[str, Any],
+    levels: Any,
+) -> tuple[dict[str, tuple[str, ...]], dict[str, int | float], dict[str, int]]:
+    """``reverse_topological_power_sort``'s inputs: each event's auth events, its sender's
+    power read from the event's cited state (``levels.user_level``) and its timestamp."""
+    edges: dict[str, tuple[str, ...]] = {}
+    power: dict[str, int | float] = {}
+    origin_ts: dict[str, int] = {}
+    for e in event_ids:
+        ev = events[e]
+        edges[e] = ev.auth_event_ids()
+        cited = cited_state(ev, events, create, cache)
+        power[e] = levels.user_level(ev.sender, cited.get(CREATE), cited.get(POWER_LEVELS))
+        origin_ts[e] = ev.origin_server_ts
+    return edges, power, origin_ts
+
+
+def auth_prefetch_ids(
+    todo: Sequence[Any],
+    required: Sequence[Sequence[tuple[str, str]]],
+    base: Mapping[tuple[str, str], str],
+    changes: Mapping[tuple[str, str], str],
+) -> set[str]:
+    """What ``iterative_auth_checks`` may look at: every auth event the events cite and
+    every state event (``changes`` over ``base``) at the keys they need."""
+    wanted: set[str] = set()
+    for ev, keys in zip(todo, required, strict=True):
+        wanted.update(ev.auth_event_ids())
+        for key in keys:
+            sid = changes.get(key)
+            if sid is None:
+                sid = base.get(key)
+            if sid is not None:
+                wanted.add(sid)
+    return wanted
+
+
+def iterative_auth_checks(
+    todo: Sequence[Any],
+    required: Sequence[Sequence[tuple[str, str]]],
+    base: Mapping[tuple[str, str], str],
+    changes: dict[tuple[str, str], str],
+    events: Mapping[str, Any],
+    create: Any,
+    cache: MutableMapping[str, Any],
+    is_allowed: Callable[[Any, Mapping[tuple[str, str], Any]], bool],
+) -> dict[tuple[str, str], str]:
+    """rooms/v2.md "Iterative auth checks" of ``todo`` (``required[i]``: the state keys
+    event *i*'s auth rules need) on ``base`` overlaid by ``changes``; accepted events are
+    added to ``changes``, which is returned.
+
+    For each key the event in the state is used when it is loaded; otherwise the event's
+    own non-rejected auth event for that key stands in. ``create`` (v12) is always there.
+    """
+    for ev, keys in zip(todo, required, strict=True):
+        auth_events: dict[tuple[str, str], Any] = {}
+        if create is not None:
+            auth_events[CREATE] = create
+        for key in keys:
+            sid = changes.get(key)
+            if sid is None:
+                sid = base.get(key)
+            if sid is not None:
+                found = events.get(sid)
+                if found is not None:
+                    auth_events[key] = found
+                    continue
+            fallback = cited_state(ev, events, create, cache).get(key)
+            if fallback is not None and fallback.rejected_reason is None:
+                auth_events[key] = fallback
+        if is_allowed(ev, auth_events):
+            changes[ev.state_tuple] = ev.event_id
+    return changes

@@ -19,12 +19,21 @@ rules' decision (``is_valid_power_level``), made once when the event is authoriz
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from hs._native import power_levels as _levels
+
+# Moved to the pure twin of hs._native.power_levels (which the auth rules call in hot
+# paths); these module-level readers keep using it, whichever twin is selected.
+from hs._native._power_levels_py import (
+    is_valid_power_level,
+    parse_power_level,
+)
+from hs._native._power_levels_py import (
+    room_creators as get_room_creators,
+)
 from hs.core.pdu import PDU, StateKey
-from hs.core.room_versions import RoomVersion
 
 __all__ = [
     "CREATOR_DEFAULT_LEVEL",
@@ -61,44 +70,6 @@ DEFAULT_LEVELS: Mapping[str, int] = {
     "state_default": 50,
     "users_default": 0,
 }
-
-# rooms/v1 "accept values as strings": optional surrounding whitespace, one optional sign,
-# base-10 digits with any leading zeroes. ASCII only: int() alone would also take "1_0"
-# and non-ASCII digits.
-_STRINGY_INT = re.compile(r"[ \t\n\r\f\v]*[+-]?[0-9]+[ \t\n\r\f\v]*", re.ASCII)
-
-
-def parse_power_level(value: object) -> int | None:
-    """Read a level in any form some room version allows; None if it is not a level.
-
-    Booleans are JSON ``true``/``false``, not numbers, so they are not levels.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return int(value) if _STRINGY_INT.fullmatch(value) else None
-    if isinstance(value, float):
-        # rooms/v1 "accept values as floats": truncate; non-finite values are invalid.
-        return int(value) if math.isfinite(value) else None
-    return None
-
-
-def is_valid_power_level(value: object, room_version: RoomVersion) -> bool:
-    """Whether ``value`` may appear as a level in a power levels event of this version."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    if room_version.integer_power_levels:
-        return False
-    if isinstance(value, str):
-        return _STRINGY_INT.fullmatch(value) is not None
-    if isinstance(value, float):
-        # Floats only exist before canonical JSON was enforced (v6).
-        return not room_version.strict_canonical_json and math.isfinite(value)
-    return False
 
 
 def get_named_level(name: str, pl_content: Mapping[str, Any] | None, default: int) -> int:
@@ -140,25 +111,6 @@ def get_notification_level(key: str, pl_content: Mapping[str, Any] | None) -> in
     return 50 if level is None else level
 
 
-def get_room_creators(create_event: PDU) -> frozenset[str]:
-    """The room's creators as the create event's room version defines them.
-
-    v1-v10: ``content.creator``; v11: the ``sender``; v12: the ``sender`` plus any
-    ``additional_creators`` (non-strings are ignored here; auth rejects such creates).
-    """
-    room_version = create_event.room_version
-    content = create_event.content
-    if not room_version.implicit_room_creator:
-        creator = content.get("creator")
-        return frozenset((creator,)) if isinstance(creator, str) else frozenset()
-    creators = {create_event.sender}
-    if room_version.privileged_creators:
-        extra = content.get("additional_creators")
-        if isinstance(extra, list):
-            creators.update(u for u in extra if isinstance(u, str))
-    return frozenset(creators)
-
-
 def get_power_levels_content(auth_events: AuthEvents) -> Mapping[str, Any] | None:
     """The current power levels content, or None if the room has no such event."""
     pl_event = auth_events.get(("m.room.power_levels", ""))
@@ -169,19 +121,9 @@ def user_power_level(user_id: str, create_event: PDU | None, pl_event: PDU | Non
     """A user's level given the create and power levels events (either may be missing).
 
     State resolution uses this when it has the two events at hand rather than a map.
+    (The selected ``hs._native.power_levels`` twin does the work.)
     """
-    if create_event is not None:
-        if create_event.room_version.privileged_creators:
-            if user_id in get_room_creators(create_event):
-                return INFINITE_POWER
-        elif pl_event is None and user_id in get_room_creators(create_event):
-            return CREATOR_DEFAULT_LEVEL
-    if pl_event is None:
-        return DEFAULT_LEVELS["users_default"]
-    level = _sub_level(pl_event.content, "users", user_id)
-    if level is not None:
-        return level
-    return get_named_level("users_default", pl_event.content, DEFAULT_LEVELS["users_default"])
+    return _levels.user_level(user_id, create_event, pl_event)
 
 
 def get_user_power_level(user_id: str, auth_events: AuthEvents) -> int | float:

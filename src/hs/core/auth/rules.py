@@ -23,6 +23,7 @@ redaction (v1-v2)     11       -        -
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
 
 from hs.core.auth.errors import AuthError
 from hs.core.auth.identifiers import domain_of, is_valid_user_id
@@ -41,6 +42,7 @@ def check_auth_rules(
     auth_events: Mapping[StateKey, PDU],
     *,
     check_auth_event_selection: bool = True,
+    levels: ModuleType | None = None,
 ) -> None:
     """Raise ``AuthError`` unless ``event`` is allowed against ``auth_events``.
 
@@ -52,6 +54,9 @@ def check_auth_rules(
     Pass False when checking against other state (the state before the event, the
     current state, or state resolution's partial state); then only the entries the
     selection algorithm names for this event are consulted.
+
+    ``levels`` names the ``hs._native.power_levels`` twin to read levels with (default:
+    the selector's choice); state resolution passes the one paired with its sorts.
     """
     room_version = event.room_version
 
@@ -104,7 +109,7 @@ def check_auth_rules(
             raise AuthError("m.room.aliases state_key is not the sender's server")
         return
 
-    state = AuthState(auth_events)
+    state = AuthState(auth_events, levels)
 
     # 5: membership changes have their own rules and end there.
     if event.type == "m.room.member":

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
+from hs._native import power_levels as _default_levels
 from hs.core.pdu import PDU, StateKey
 from hs.core.power_levels import (
     DEFAULT_LEVELS,
     get_event_power_level,
     get_named_level,
     get_room_creators,
-    user_power_level,
 )
 
 __all__ = ["AuthState"]
@@ -22,12 +23,17 @@ class AuthState:
 
     Absent memberships read as None (the spec's "not joined"); absent power levels read
     as the defaults (spec note: "Power levels are inferred from defaults").
+
+    ``levels`` is the ``hs._native.power_levels`` twin that reads user levels and checks
+    power levels events (the selector's choice unless a caller, such as state resolution
+    comparing twins, names one).
     """
 
-    __slots__ = ("create", "events", "power_levels")
+    __slots__ = ("create", "events", "levels", "power_levels")
 
-    def __init__(self, events: Mapping[StateKey, PDU]) -> None:
+    def __init__(self, events: Mapping[StateKey, PDU], levels: ModuleType | None = None) -> None:
         self.events = events
+        self.levels: ModuleType = _default_levels if levels is None else levels
         self.create: PDU | None = events.get(("m.room.create", ""))
         self.power_levels: PDU | None = events.get(("m.room.power_levels", ""))
 
@@ -51,7 +57,8 @@ class AuthState:
         return frozenset() if self.create is None else get_room_creators(self.create)
 
     def user_level(self, user_id: str) -> int | float:
-        return user_power_level(user_id, self.create, self.power_levels)
+        level: int | float = self.levels.user_level(user_id, self.create, self.power_levels)
+        return level
 
     def named_level(self, name: str) -> int:
         """``invite``/``kick``/``ban``/``redact`` with the spec's defaults."""

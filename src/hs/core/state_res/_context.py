@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
+from hs._native import power_levels as _default_levels
 from hs.core.auth import AuthError, auth_types_for_event, check_auth_rules
 from hs.core.pdu import PDU, StateKey
 from hs.core.room_versions import RoomVersion
@@ -28,9 +29,10 @@ class ResolutionContext:
     """
 
     __slots__ = (
-        "_cited",
         "_create_id",
+        "cited",
         "events",
+        "levels",
         "room_id",
         "room_version",
         "sorts",
@@ -48,8 +50,11 @@ class ResolutionContext:
         self.room_version = room_version
         self.store = store
         self.sorts = sorts
+        # The power-levels twin paired with the sorts twin (both native or both pure).
+        self.levels: ModuleType = getattr(sorts, "power_levels", None) or _default_levels
         self.events: dict[str, PDU] = {}
-        self._cited: dict[str, dict[StateKey, PDU]] = {}
+        #: event ID -> its cited state (``cited_state``), once all its auth events are loaded.
+        self.cited: dict[str, Mapping[StateKey, PDU]] = {}
         # v12 events do not cite the create event: its ID is the room ID's hash part
         # (rooms/v12.md "Event format"), and the auth rules need it in the map.
         self._create_id: str | None = None
@@ -66,21 +71,13 @@ class ResolutionContext:
     async def load_auth_chains(self, event_ids: Iterable[str], graph: object) -> None:
         """Fetch ``event_ids`` and their whole auth chains, recording edges in ``graph``
         (an ``AuthGraph``). One store call per level of the walk."""
-        add = graph.add_event  # type: ignore[attr-defined]
+        add_loaded = graph.add_loaded  # type: ignore[attr-defined]
         frontier = set(event_ids)
         done: set[str] = set()
         while frontier:
             await self.load(frontier)
             done |= frontier
-            nxt: set[str] = set()
-            for e in frontier:
-                ev = self.events.get(e)
-                if ev is None:
-                    continue
-                auth_ids = ev.auth_event_ids()
-                add(e, auth_ids)
-                nxt.update(auth_ids)
-            frontier = nxt - done
+            frontier = add_loaded(frontier, self.events) - done
 
     async def load_create(self) -> None:
         if self._create_id is not None:
@@ -100,43 +97,19 @@ class ResolutionContext:
 
         Cached per event once all its auth events are loaded; do not mutate the result.
         """
-        cached = self._cited.get(event.event_id)
-        if cached is not None:
-            return cached
-        cited: dict[StateKey, PDU] = {}
-        create = self.create_event()
-        if create is not None:
-            cited[CREATE] = create
-        events = self.events
-        complete = True
-        for a in event.auth_event_ids():
-            ev = events.get(a)
-            if ev is None:
-                complete = False
-            elif ev.is_state():
-                cited[ev.state_tuple] = ev
-        if complete:
-            self._cited[event.event_id] = cited
+        cited: Mapping[StateKey, PDU] = self.sorts.cited_state(
+            event, self.events, self.create_event(), self.cited
+        )
         return cited
 
     def is_allowed(self, event: PDU, auth_events: Mapping[StateKey, PDU]) -> bool:
         """The auth rules' verdict on ``event`` given exactly ``auth_events``."""
         try:
-            check_auth_rules(event, auth_events, check_auth_event_selection=False)
+            check_auth_rules(
+                event, auth_events, check_auth_event_selection=False, levels=self.levels
+            )
         except AuthError:
             return False
         except _NOT_ALLOWED:
             return False
         return True
-
-
-def is_power_event(event: PDU) -> bool:
-    """rooms/v2.md "Power events": power levels, join rules, and kicks/bans of others."""
-    if not event.is_state():
-        return False
-    etype = event.type
-    if etype == "m.room.power_levels" or etype == "m.room.join_rules":
-        return True
-    if etype == MEMBER:
-        return event.membership in ("leave", "ban") and event.sender != event.state_key
-    return False

@@ -7,7 +7,7 @@ cover index, say) without the resolver ever loading a whole room.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from types import ModuleType
 from typing import Protocol, runtime_checkable
 
@@ -31,9 +31,15 @@ class StateResolutionStore(Protocol):
         """
         ...
 
-    async def get_auth_chain_difference(self, room_id: str, state_sets: list[set[str]]) -> set[str]:
+    async def get_auth_chain_difference(
+        self, room_id: str, state_sets: Sequence[Collection[str]]
+    ) -> set[str]:
         """``union(C_i) - intersection(C_i)``, where ``C_i`` is the event IDs of state set
-        *i* together with all their auth chains (rooms/v2.md, "Auth difference")."""
+        *i* together with all their auth chains (rooms/v2.md, "Auth difference").
+
+        A state set may be any collection of IDs (the resolver passes the ``values()``
+        views of its state maps, so an ID may repeat); implementations must not mutate
+        them."""
         ...
 
 
@@ -81,7 +87,9 @@ class InMemoryStateResolutionStore:
         events = self.events
         return {e: events[e] for e in event_ids if e in events}
 
-    async def get_auth_chain_difference(self, room_id: str, state_sets: list[set[str]]) -> set[str]:
+    async def get_auth_chain_difference(
+        self, room_id: str, state_sets: Sequence[Collection[str]]
+    ) -> set[str]:
         result: set[str] = self.graph.auth_chain_difference(state_sets)
         return result
 

@@ -13,14 +13,8 @@ from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 from hs.core.pdu import StateKey
-from hs.core.power_levels import get_user_power_level
 from hs.core.room_versions import RoomVersion, StateResAlgorithm
-from hs.core.state_res._context import (
-    CREATE,
-    POWER_LEVELS,
-    ResolutionContext,
-    is_power_event,
-)
+from hs.core.state_res._context import POWER_LEVELS, ResolutionContext
 from hs.core.state_res.store import StateResolutionStore
 
 __all__ = ["resolve_v2"]
@@ -43,11 +37,10 @@ async def resolve_v2(
         return unconflicted
     ctx = ResolutionContext(room_id, room_version, store, sorts)
 
-    conflicted_ids: set[str] = set()
-    for ids in conflicted.values():
-        conflicted_ids.update(ids)
+    conflicted_ids: set[str] = sorts.conflicted_event_ids(conflicted)
+    # The maps' values() views, not sets: the store walks them as they are (no copies).
     full = conflicted_ids | await store.get_auth_chain_difference(
-        room_id, [set(s.values()) for s in state_sets]
+        room_id, [s.values() for s in state_sets]
     )
     if v2_1:
         full |= await _conflicted_subgraph(ctx, conflicted_ids)
@@ -56,10 +49,9 @@ async def resolve_v2(
     await ctx.load_create()
     events = ctx.events
     # Events the store does not have cannot take part; neither can message events.
-    full = {e for e in full if e in events and events[e].is_state()}
-
     # Step 1: power events and the part of their auth chains inside the full conflicted set.
-    power = [e for e in full if is_power_event(events[e])]
+    power: list[str]
+    full, power = sorts.select_power_events(full, events)
     graph = sorts.AuthGraph()
     await ctx.load_auth_chains(power, graph)
     chosen = set(power)
@@ -111,14 +103,9 @@ async def _reverse_topological_power_order(
     """
     events = ctx.events
     await ctx.load(a for e in event_ids for a in events[e].auth_event_ids())
-    edges: dict[str, tuple[str, ...]] = {}
-    power: dict[str, int | float] = {}
-    origin_ts: dict[str, int] = {}
-    for e in event_ids:
-        ev = events[e]
-        edges[e] = ev.auth_event_ids()
-        power[e] = get_user_power_level(ev.sender, ctx.cited_state(ev))
-        origin_ts[e] = ev.origin_server_ts
+    edges, power, origin_ts = ctx.sorts.power_sort_inputs(
+        event_ids, events, ctx.create_event(), ctx.cited, ctx.levels
+    )
     order: list[str] = ctx.sorts.reverse_topological_power_sort(event_ids, edges, power, origin_ts)
     return order
 
@@ -139,40 +126,13 @@ async def _iterative_auth_checks(
     events = ctx.events
     todo = [events[e] for e in event_ids]
     required = [ctx.required_keys(ev) for ev in todo]
-
-    # Prefetch: every cited auth event and every state event the checks may look at.
-    wanted: set[str] = set()
-    for ev, keys in zip(todo, required, strict=True):
-        wanted.update(ev.auth_event_ids())
-        for key in keys:
-            sid = changes.get(key)
-            if sid is None:
-                sid = base.get(key)
-            if sid is not None:
-                wanted.add(sid)
-    await ctx.load(wanted)
-    create = ctx.create_event()
-    for ev, keys in zip(todo, required, strict=True):
-        auth_events = {}
-        if create is not None:
-            auth_events[CREATE] = create
-        for key in keys:
-            sid = changes.get(key)
-            if sid is None:
-                sid = base.get(key)
-            if sid is not None:
-                if sid not in events:
-                    await ctx.load((sid,))
-                found = events.get(sid)
-                if found is not None:
-                    auth_events[key] = found
-                    continue
-            fallback = ctx.cited_state(ev).get(key)
-            if fallback is not None and fallback.rejected_reason is None:
-                auth_events[key] = fallback
-        if ctx.is_allowed(ev, auth_events):
-            changes[ev.state_tuple] = ev.event_id
-    return changes
+    # Prefetch every cited auth event and every state event the checks may look at; an
+    # ID still missing afterwards is one the store does not have.
+    await ctx.load(ctx.sorts.auth_prefetch_ids(todo, required, base, changes))
+    result: dict[StateKey, str] = ctx.sorts.iterative_auth_checks(
+        todo, required, base, changes, events, ctx.create_event(), ctx.cited, ctx.is_allowed
+    )
+    return result
 
 
 async def _pl_parents(ctx: ResolutionContext, start: set[str]) -> dict[str, str]:
