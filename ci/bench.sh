@@ -13,7 +13,7 @@ commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 out="bench/results/micro-${version}-${commit}.json"
 "$PY" -m pytest bench -p no:cacheprovider -q \
   --benchmark-only --benchmark-timer=time.process_time \
-  --benchmark-min-rounds=10 --benchmark-max-time=0.5 \
+  --benchmark-min-rounds=30 --benchmark-max-time=1.0 \
   --benchmark-columns=median,iqr,ops,rounds --benchmark-sort=name \
   --benchmark-json="$out" "$@"
 echo "saved $out"
