@@ -30,6 +30,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from hs._native._push_py import KINDS, LEGACY_MENTION_RULE_IDS
+from hs._native._push_py import split_path as split_dotted_path
 from hs._native.push import (
     CompiledRules,
     EvaluationResult,
@@ -55,6 +56,7 @@ __all__ = [
     "evaluate",
     "evaluate_result",
     "flatten_event",
+    "split_dotted_path",
 ]
 
 Rule = dict[str, Any]

@@ -19,6 +19,7 @@ import orjson
 
 from hs.core.json_decode import JSONDecodeError, decode_json
 from hs.core.pdu import PDU
+from hs.core.push_rules import split_dotted_path
 from hs.http.errors import MatrixError, bad_json, forbidden, invalid_param
 from hs.storage.events import EventFilter
 from hs.storage.filters import FilterStore
@@ -266,30 +267,11 @@ def parse_inline_room_event_filter(text: str | None) -> RoomEventFilter:
 # ---- event_fields ---------------------------------------------------------------------------
 
 
-def _split_path(path: str) -> list[str]:
-    """A dot-separated property path; ``\\.`` and ``\\\\`` escape (appendices)."""
-    parts, cur, i = [], [], 0
-    while i < len(path):
-        ch = path[i]
-        if ch == "\\" and i + 1 < len(path) and path[i + 1] in ".\\":
-            cur.append(path[i + 1])
-            i += 2
-            continue
-        if ch == ".":
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
-    return parts
-
-
 def apply_event_fields(event: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     """Only the listed fields of a serialized event (missing ones are skipped)."""
     out: dict[str, Any] = {}
     for path in fields:
-        parts = _split_path(path)
+        parts = split_dotted_path(path)
         src: Any = event
         for p in parts:
             if not isinstance(src, dict) or p not in src:
