@@ -16,21 +16,31 @@ from nacl.signing import SigningKey
 
 from hs.config import HomeserverConfig
 from hs.core.keys import generate_signing_key, read_signing_key_file
+from hs.federation.edus import EduHandler
+from hs.federation.sender import FederationSender
+from hs.federation.sender.wiring import wire_federation_sending
 from hs.federation.setup import Federation, create_federation
+from hs.handlers.account_data import AccountDataHandler
 from hs.handlers.accounts import AccountHandler
 from hs.handlers.auth import AuthHandler
+from hs.handlers.client_events import Viewer
 from hs.handlers.device_lists import DeviceListHandler
 from hs.handlers.devices import DeviceHandler
 from hs.handlers.directory import DirectoryHandler
 from hs.handlers.e2e_keys import E2EKeysHandler
+from hs.handlers.federation import FederationRooms
+from hs.handlers.federation_queries import FederationQueries
 from hs.handlers.filters import FilterHandler
 from hs.handlers.login import LoginHandler
 from hs.handlers.passwords import Passwords
+from hs.handlers.presence import PresenceHandler
 from hs.handlers.profile import ProfileHandler
+from hs.handlers.push import PushHandler
 from hs.handlers.read_markers import ReadMarkersHandler
 from hs.handlers.receipts import ReceiptsHandler
 from hs.handlers.registration import RegistrationHandler
 from hs.handlers.rooms import RoomHandler
+from hs.handlers.sync import SyncHandler, device_list_positions
 from hs.handlers.timeline import TimelineHandler
 from hs.handlers.to_device import ToDeviceHandler
 from hs.handlers.typing import TypingHandler
@@ -46,6 +56,7 @@ from hs.storage.directory import DirectoryQueries
 from hs.storage.e2e import E2EStore
 from hs.storage.events import EventsStore
 from hs.storage.filters import ClientReadStore, FilterStore
+from hs.storage.presence import PresenceStore
 from hs.storage.receipts import ReceiptsStore
 from hs.storage.streams import STREAMS, Streams
 from hs.storage.to_device import ToDeviceStore
@@ -109,6 +120,24 @@ class Services:
     e2e_keys: E2EKeysHandler = field(init=False)
     #: To-device messages; ``get_to_device``/``ack_to_device`` for /sync.
     to_device: ToDeviceHandler = field(init=False)
+    #: Account data and room tags with permission checks and /sync wake-ups (helper S1).
+    account_data_handler: AccountDataHandler = field(init=False)
+    #: Presence states on the "presence" stream (S1); inert when ``presence.enabled`` is off.
+    presence: PresenceHandler = field(init=False)
+    #: ``GET /sync`` (S1).
+    sync: SyncHandler = field(init=False)
+    #: Push rules, push actions/unread counts (``unread_counts``, ``rules_for_sync``),
+    #: /notifications and pushers (helper S2).
+    push: PushHandler = field(init=False)
+    #: Outbound federation: per-destination transaction queues, backoff, catch-up and
+    #: outbound EDUs (helper F2).
+    sender: FederationSender = field(init=False)
+    #: Inbound EDUs of federation transactions: ``await edu_handler.on_edus(origin, edus)``.
+    edu_handler: EduHandler = field(init=False)
+    #: Outbound queries for clients: remote profiles, aliases, keys, device lists (F2).
+    federation_queries: FederationQueries = field(init=False)
+    #: Rooms over federation: /send PDUs, read endpoints, joins/invites both ways (F1).
+    federation_rooms: FederationRooms = field(init=False)
 
     def __post_init__(self) -> None:
         """Build the parts derived from the core services above (helper L4's area)."""
@@ -132,6 +161,23 @@ class Services:
                                          self.streams["to_device"], self.notifier, self.clock)
         self.devices.on_deleted += [self.e2e_keys.on_devices_deleted,
                                     self.to_device.on_devices_deleted]
+        # A new device or a renamed one changes what /keys/query shows to room peers.
+        self.devices.on_changed.append(self.device_lists.record_change)
+        self.account_data_handler = AccountDataHandler(self.account_data, self.notifier)
+        self.presence = PresenceHandler(
+            PresenceStore(self.db, self.streams["presence"]), self.device_lists.store,
+            self.notifier, self.clock, self.config.presence_enabled)
+        self.push = PushHandler(
+            self.config.server_name, self.db, self.streams["push_rules"], self.notifier,
+            self.events, self.clock,
+            lambda pdus, user_id: self.timeline.serializer.serialize(pdus, Viewer(user_id)))
+        self.rooms.pipeline.on_persisted.append(self.push.on_persisted)
+        self.devices.on_deleted.append(self.push.pushers.on_devices_deleted)
+        self.sync = SyncHandler(self)
+        self.device_lists.token_parser = device_list_positions
+        self.sender, self.edu_handler, self.federation_queries = wire_federation_sending(self)
+        self.federation_rooms = FederationRooms(self)
+        self.rooms.remote = self.federation_rooms.remote
 
     @classmethod
     async def build(cls, config: HomeserverConfig, db: Database,
@@ -184,7 +230,9 @@ class Services:
 
     async def close(self) -> None:
         self.typing.close()
+        self.presence.close()
         await self.rooms.close()
+        await self.sender.close()
         await self.federation.close()
         await self.streams.close()
         await self.db.close()

@@ -18,7 +18,9 @@ V1 = ("/_matrix/client/v1",)
 
 _CLIENT_MODULES = ("versions", "capabilities", "wellknown", "register", "login", "logout",
                    "account", "devices", "profile", "directory", "ephemeral",
-                   "timeline", "filters", "keys", "to_device", "rooms", "membership")
+                   "timeline", "filters", "keys", "to_device", "rooms", "membership",
+                   "sync", "account_data", "presence", "push_rules", "notifications",
+                   "pushers")
 #: Resources other parts of hs provide; mounted when their module exists.
 _OPTIONAL_RESOURCES = {"federation": "hs.api.federation", "keys": "hs.api.keys",
                        "media": "hs.api.media"}

@@ -120,6 +120,9 @@ class E2EKeysHandler:
         self.store = store
         self.device_lists = device_lists
         self.clock = clock
+        #: Outbound federation queries for other servers' users (``FederationQueries``,
+        #: set by the F2 wiring); without it they are reported in ``failures``.
+        self.remote: Any = None
 
     def is_mine(self, user_id: str) -> bool:
         return server_of(user_id) == self.server_name
@@ -212,6 +215,7 @@ class E2EKeysHandler:
         if not isinstance(wanted, dict):
             raise bad_json("'device_keys' must be an object")
         local: dict[str, list[str]] = {}
+        remote: dict[str, list[str]] = {}
         failures: dict[str, Any] = {}
         for user_id, devices in wanted.items():
             if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
@@ -219,12 +223,16 @@ class E2EKeysHandler:
             server = server_of(user_id)
             if server == self.server_name:
                 local[user_id] = devices
+            elif self.remote is not None:
+                remote[user_id] = devices
             else:
                 failures[server] = {"status": 503, "message":
                                     "Querying keys of remote users is not supported yet"}
         result: dict[str, Any] = {"device_keys": {}, "failures": failures, "master_keys": {},
                                   "self_signing_keys": {}, "user_signing_keys": {}}
+        remote_result = await self.remote.query_keys(remote) if remote else None
         if not local:
+            _merge_remote(result, remote_result)
             return result
         rows = await self.store.get_device_keys(local)
         cross = await self.store.get_cross_signing_keys(local)
@@ -254,6 +262,7 @@ class E2EKeysHandler:
                     pub = _public_key(key)
                     key = _merge_signatures(key, by_target.get((user_id, pub or "")))
                 result[_QUERY_FIELDS[keytype]][user_id] = key
+        _merge_remote(result, remote_result)
         return result
 
     # -- /keys/claim ------------------------------------------------------------------------
@@ -262,6 +271,7 @@ class E2EKeysHandler:
         if not isinstance(wanted, dict):
             raise bad_json("'one_time_keys' must be an object")
         requests: list[tuple[str, str, str]] = []
+        remote: dict[str, dict[str, str]] = {}
         failures: dict[str, Any] = {}
         for user_id, devices in wanted.items():
             if not isinstance(devices, dict) or not all(
@@ -269,12 +279,19 @@ class E2EKeysHandler:
                 raise bad_json("'one_time_keys' must map user IDs to {device ID: algorithm}")
             server = server_of(user_id)
             if server != self.server_name:
-                failures[server] = {"status": 503, "message":
-                                    "Claiming keys of remote users is not supported yet"}
+                if self.remote is not None:
+                    remote[user_id] = devices
+                else:
+                    failures[server] = {"status": 503, "message":
+                                        "Claiming keys of remote users is not supported yet"}
                 continue
             requests.extend((user_id, device, alg) for device, alg in devices.items())
         claimed = await self.store.claim_keys(requests)
         out: dict[str, dict[str, dict[str, Any]]] = {}
+        if remote:
+            got = await self.remote.claim_keys(remote)
+            out.update(got["one_time_keys"])
+            failures.update(got["failures"])
         for (user_id, device_id, alg), (key_id, key) in claimed.items():
             out.setdefault(user_id, {})[device_id] = {f"{alg}:{key_id}": key}
         return {"one_time_keys": out, "failures": failures}
@@ -448,6 +465,14 @@ class _Failure(Exception):
         super().__init__(error)
         self.errcode = errcode
         self.error = error
+
+
+def _merge_remote(result: dict[str, Any], remote: dict[str, Any] | None) -> None:
+    """Add other servers' answers (``FederationQueries.query_keys``) to a /keys/query."""
+    if remote is None:
+        return
+    for field in ("device_keys", "master_keys", "self_signing_keys", "failures"):
+        result[field].update(remote.get(field, {}))
 
 
 def orjson_loads(text: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -20,6 +21,8 @@ class ProfileHandler:
     def __init__(self, store: AccountStore, server_name: str) -> None:
         self.store = store
         self.server_name = server_name
+        #: ``remote(user_id, field)``: another server's profile (set by the F2 wiring).
+        self.remote: Callable[[str, str | None], Awaitable[dict[str, Any]]] | None = None
 
     async def _existing_local_user(self, user_id: str) -> None:
         user = await self.store.get_user(user_id) if self.is_local(user_id) else None
@@ -30,11 +33,16 @@ class ProfileHandler:
         return user_id.startswith("@") and user_id.endswith(":" + self.server_name)
 
     async def get_profile(self, user_id: str) -> dict[str, Any]:
+        if not self.is_local(user_id) and self.remote is not None:
+            return await self.remote(user_id, None)
         await self._existing_local_user(user_id)
         return await self.store.get_profile(user_id)
 
     async def get_field(self, user_id: str, field: str) -> dict[str, Any]:
-        profile = await self.get_profile(user_id)
+        if not self.is_local(user_id) and self.remote is not None:
+            profile = await self.remote(user_id, field)
+        else:
+            profile = await self.get_profile(user_id)
         if field not in profile:
             raise not_found(f"Profile field {field} not set")
         return {field: profile[field]}

@@ -16,6 +16,9 @@ AREAS: tuple[str, ...] = (
     "filters",  # client filters; read-side indexes on events/relations
     "e2e",  # device/one-time/fallback/cross-signing keys, signatures, device-list stream
     "to_device",  # to-device inboxes, federation outbox, sendToDevice txn IDs
+    "presence",  # latest presence per user on the "presence" stream
+    "push",  # push rules (+ default overrides, versions), event push actions, pushers
+    "federation",  # outbound destination health/catch-up, remote device lists
 )
 
 #: SQLite-only counter tables that stand in for a PostgreSQL sequence, as

@@ -25,9 +25,10 @@ async def _body(request: web.Request, *, allow_guest: bool = False
 
 async def join_by_id_or_alias(request: web.Request) -> web.Response:
     requester, _body_unused, reason = await _body(request, allow_guest=True)
-    # server_name/via only matter for joins over federation, which are not available.
+    # via/server_name: the servers to join through when this server is not in the room.
+    via = request.query.getall("via", []) + request.query.getall("server_name", [])
     room_id = await services_of(request).rooms.join(
-        requester, request.match_info["room_id_or_alias"], reason)
+        requester, request.match_info["room_id_or_alias"], reason, via=via)
     return json_response({"room_id": room_id})
 
 
@@ -40,8 +41,9 @@ async def join_by_id(request: web.Request) -> web.Response:
 
 async def knock(request: web.Request) -> web.Response:
     requester, _body_unused, reason = await _body(request)
+    via = request.query.getall("via", []) + request.query.getall("server_name", [])
     room_id = await services_of(request).rooms.knock(
-        requester, request.match_info["room_id_or_alias"], reason)
+        requester, request.match_info["room_id_or_alias"], reason, via=via)
     return json_response({"room_id": room_id})
 
 

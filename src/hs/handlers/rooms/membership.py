@@ -8,14 +8,15 @@ profile (displayname/avatar_url) on joins, knocks and invites, ``reason`` and
 ``is_direct``, and for restricted rooms the local user who authorises the join
 (``join_authorised_via_users_server``, rooms/v8 "Restricted rooms").
 
-Only rooms this server is in can be joined or knocked on: federation joins are not
-available yet, so those get a clear 404 "No known servers" as Synapse answers when no
-resident server can be reached.
+Rooms this server is not in are joined, knocked on or left (rejecting an invite) over
+federation through ``handler.remote`` (``hs.handlers.federation.remote``), and invites of
+other servers' users are counter-signed by their server first; without it those get a
+clear 404 "No known servers" as Synapse answers when no resident server can be reached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hs.core.auth import identifiers as ids
@@ -59,7 +60,12 @@ async def resolve_room(handler: RoomHandler, room_id_or_alias: str) -> str:
 
 
 async def join_room(handler: RoomHandler, requester: Requester, room_id_or_alias: str,
-                    reason: str | None, extra_content: Mapping[str, Any] | None) -> str:
+                    reason: str | None, extra_content: Mapping[str, Any] | None,
+                    via: Sequence[str] = ()) -> str:
+    if handler.remote is not None and await handler.remote.is_remote(room_id_or_alias):
+        # A room this server is not in: join through a resident server (federation).
+        return str(await handler.remote.join(requester.user_id, room_id_or_alias, via,
+                                             reason, extra_content))
     room_id = await resolve_room(handler, room_id_or_alias)
     await update_membership(handler, requester, room_id, requester.user_id, "join", reason,
                             extra_content=extra_content)
@@ -67,7 +73,10 @@ async def join_room(handler: RoomHandler, requester: Requester, room_id_or_alias
 
 
 async def knock_room(handler: RoomHandler, requester: Requester, room_id_or_alias: str,
-                     reason: str | None) -> str:
+                     reason: str | None, via: Sequence[str] = ()) -> str:
+    if handler.remote is not None and await handler.remote.is_remote(room_id_or_alias):
+        return str(await handler.remote.knock(requester.user_id, room_id_or_alias, via,
+                                              reason))
     room_id = await resolve_room(handler, room_id_or_alias)
     rv = await handler.room_version(room_id)
     if not rv.knock:
@@ -108,9 +117,13 @@ async def update_membership(handler: RoomHandler, requester: Requester, room_id:
         handler.ratelimiters["rc_joins.local"].check(user_id)
     if ratelimit and membership == "invite" and not requester.admin:
         handler.ratelimiters["rc_invites.per_user"].check(target)
-    if not handler.is_local(target) and membership in ("invite",):
+    if not handler.is_local(target) and membership == "invite" and handler.remote is None:
         raise MatrixError(502, "M_UNKNOWN",
                           f"Cannot invite {target}: federation is not available")
+    if (membership == "leave" and target == user_id and handler.remote is not None
+            and await handler.remote.is_remote(room_id)):
+        # Rejecting an invite / rescinding a knock in a room we are not in.
+        return str(await handler.remote.leave(user_id, room_id, reason))
     keys = [CREATE, POWER_LEVELS, JOIN_RULES, GUEST_ACCESS, (MEMBER, target), (MEMBER, user_id)]
     state = await handler.current_state(room_id, keys)
     current = state.get((MEMBER, target))
@@ -138,7 +151,11 @@ async def update_membership(handler: RoomHandler, requester: Requester, room_id:
     if (membership == "join" and current is not None and current.membership == "join"
             and current.sender == user_id and dict(current.content) == content):
         return current.event_id
-    sent = await handler.send_draft(room_id, Draft(MEMBER, user_id, content, target, txn=txn))
+    draft = Draft(MEMBER, user_id, content, target, txn=txn)
+    if membership == "invite" and not handler.is_local(target):
+        # The invitee's server must counter-sign first (server-server "Inviting to a room").
+        return str(await handler.remote.invite(room_id, draft))
+    sent = await handler.send_draft(room_id, draft)
     return sent.event_id
 
 

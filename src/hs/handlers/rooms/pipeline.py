@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,14 @@ class Draft:
     #: The redacted event (m.room.redaction); placed per room version.
     redacts: str | None = None
     txn: TxnKey | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class External:
+    """Work queued on a room's writer between drafts: federation persists events it built
+    or received through the same single writer per room (``EventPipeline.run_exclusive``)."""
+
+    run: Callable[[], Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +231,9 @@ class _Tip:
     state: dict[StateKey, str | None]
 
 
+#: ``hook(room_id, batch, results)`` run after a batch is persisted (``on_persisted``).
+PersistHook = Callable[[str, Sequence[EventToPersist], Sequence[PersistedEvent]],
+                       Awaitable[None]]
 #: Rooms whose tip is remembered (LRU); a miss only costs the queries.
 TIP_CACHE_SIZE = 4096
 
@@ -239,11 +250,15 @@ class EventPipeline:
         self.server_name = server_name
         self._signing_keys = signing_keys
         self.clock = clock
-        self.writer: BatchingLinearizer[Draft, SentEvent] = BatchingLinearizer(
-            self._process_batch, max_batch=max_batch)
+        self.writer: BatchingLinearizer[Draft | External, Any] = BatchingLinearizer(
+            self._process_items, max_batch=max_batch)
         #: ``persist_events`` calls made (one transaction each).
         self.transactions = 0
         self._tips: OrderedDict[str, _Tip] = OrderedDict()
+        #: Post-persist hooks, awaited as ``hook(room_id, batch, results)`` after the
+        #: batch committed and before /sync is woken (push actions must be visible with
+        #: the event). A failing hook is logged; the events stay persisted.
+        self.on_persisted: list[PersistHook] = []
 
     @property
     def signing_key(self) -> SigningKey:
@@ -255,9 +270,36 @@ class EventPipeline:
         return keys[0]
 
     async def send(self, room_id: str, draft: Draft) -> SentEvent:
-        return await self.writer.submit(room_id, draft)
+        sent: SentEvent = await self.writer.submit(room_id, draft)
+        return sent
+
+    async def run_exclusive(self, room_id: str, run: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``run()`` on the room's writer (no local send of the room interleaves)."""
+        return await self.writer.submit(room_id, External(run))
 
     # -- the writer ---------------------------------------------------------------------
+
+    async def _process_items(self, room_id: str, items: Sequence[Draft | External]
+                             ) -> list[Any]:
+        """Drafts in runs through ``_process_batch``; external work alone, in order."""
+        if not any(isinstance(i, External) for i in items):
+            return await self._process_batch(room_id, items)  # type: ignore[arg-type]
+        out: list[Any] = []
+        run: list[Draft] = []
+        for item in [*items, None]:
+            if isinstance(item, Draft):
+                run.append(item)
+                continue
+            if run:
+                out.extend(await self._process_batch(room_id, run))
+                run = []
+            if isinstance(item, External):
+                self._tips.pop(room_id, None)  # the room may change under the writer
+                try:
+                    out.append(await item.run())
+                except Exception as exc:
+                    out.append(exc)
+        return out
 
     async def _process_batch(self, room_id: str, drafts: Sequence[Draft]
                              ) -> list[SentEvent | BaseException]:
@@ -312,6 +354,11 @@ class EventPipeline:
             batch, current_state=None if current_delta is None else {room_id: current_delta})
         targets = [e.pdu.state_key for e in batch
                    if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
+        for hook in self.on_persisted:
+            try:
+                await hook(room_id, batch, results)
+            except Exception:
+                logger.exception("post-persist hook %r failed in %s", hook, room_id)
         top = max(r.stream_ordering for r in results)
         self.notifier.notify("events", top, rooms=[room_id], users=targets)
         return results

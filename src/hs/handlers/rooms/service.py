@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey
@@ -67,6 +67,9 @@ class RoomHandler:
         self._inflight: dict[tuple[str, str, str, str], asyncio.Task[SentEvent]] = {}
         #: Room versions never change: a bounded cache saves a query per send.
         self._versions: OrderedDict[str, RoomVersion] = OrderedDict()
+        #: Membership over federation (``hs.handlers.federation.remote.RemoteMembership``),
+        #: set by ``Services``; None: rooms this server is not in cannot be joined.
+        self.remote: Any = None
 
     # -- small shared helpers -----------------------------------------------------------
 
@@ -262,10 +265,11 @@ class RoomHandler:
             extra_content=extra_content, ratelimit=ratelimit)
 
     async def join(self, requester: Requester, room_id_or_alias: str,
-                   reason: str | None = None, extra_content: Mapping[str, Any] | None = None
-                   ) -> str:
-        """Join by room ID or alias; returns the room ID."""
-        return await members.join_room(self, requester, room_id_or_alias, reason, extra_content)
+                   reason: str | None = None, extra_content: Mapping[str, Any] | None = None,
+                   via: Sequence[str] = ()) -> str:
+        """Join by room ID or alias (``via``: servers to join through); returns the room ID."""
+        return await members.join_room(self, requester, room_id_or_alias, reason, extra_content,
+                                       via)
 
     async def propagate_profile(self, requester: Requester) -> list[str]:
         """After a displayname/avatar change, a fresh join event in every joined room
@@ -284,8 +288,8 @@ class RoomHandler:
         return updated
 
     async def knock(self, requester: Requester, room_id_or_alias: str,
-                    reason: str | None = None) -> str:
-        return await members.knock_room(self, requester, room_id_or_alias, reason)
+                    reason: str | None = None, via: Sequence[str] = ()) -> str:
+        return await members.knock_room(self, requester, room_id_or_alias, reason, via)
 
     async def kick(self, requester: Requester, room_id: str, target: str,
                    reason: str | None = None) -> str:
