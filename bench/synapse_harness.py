@@ -33,7 +33,8 @@ from typing import Any
 
 import yaml
 
-DEFAULT_SYNAPSE_VENV = Path(os.environ.get("HS_BENCH_SYNAPSE_VENV", "/work/venvs/synapse"))
+DEFAULT_SYNAPSE_VENV = Path(os.environ.get(
+    "HS_BENCH_SYNAPSE_VENV", str(Path(__file__).resolve().parent.parent / ".venv-synapse")))
 SYNAPSE_REQUIREMENT = os.environ.get("HS_BENCH_SYNAPSE_REQ", "matrix-synapse[postgres]")
 _PG_USER = "postgres"
 _LIVE: set[ServerProcess] = set()

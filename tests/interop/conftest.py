@@ -1,7 +1,8 @@
 """Package fixtures: one real Synapse and one hs federating over TLS on 127.0.0.1.
 
 Gate: ``HS_INTEROP=1`` runs these tests, ``HS_INTEROP=0`` skips them; unset, they run when the
-Synapse venv (``HS_BENCH_SYNAPSE_VENV``, default /work/venvs/synapse) exists or
+Synapse venv (``HS_BENCH_SYNAPSE_VENV``, default ``.venv-synapse``, made by
+ci/synapse_venv.sh) exists or
 ``HS_INTEROP_INSTALL=1`` allows the fixture to create it. ``HS_INTEROP_KEEP=1`` keeps the
 servers' work dirs (configs, logs, databases) for inspection. ``HS_INTEROP_CONTROL=1`` runs
 the same tests with a second Synapse in hs's place, to check the tests themselves.
