@@ -200,6 +200,7 @@ class Services:
         devices = DeviceHandler(store, clock)
         metrics = HttpMetrics()
         metrics.watch_pool(db.pool_stats)
+        events.persist_listeners.append(metrics.count_persisted)
         notifier = Notifier()
         keys = list(signing_keys)
         rooms = RoomHandler(config, events, notifier, store, ratelimiters, lambda: keys, clock)

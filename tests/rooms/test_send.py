@@ -237,3 +237,21 @@ async def test_redaction_via_send_and_v12_create(database_config):
         assert status == 200
         meta = await hs.services.events.get_event_meta([a_msg["event_id"]])
         assert meta[a_msg["event_id"]].redacted_by is not None
+
+
+async def test_metrics_count_persisted_events(database_config):
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        room_id = await alice.create_room(preset="private_chat")
+        for i in range(3):
+            status, _ = await alice.send(room_id, f"m{i}")
+            assert status == 200
+        async with hs.session.get(hs.base + "/metrics") as resp:
+            text = await resp.text()
+        counts = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+                  if line.startswith("hs_events_persisted_total")
+                  or line.startswith("hs_event_persist_batches_total")}
+        # createRoom's initial events plus three messages, all live; fewer batches than events.
+        live = counts['hs_events_persisted_total{kind="live"}']
+        assert live >= 3 + 5
+        assert 1 <= counts["hs_event_persist_batches_total"] < live

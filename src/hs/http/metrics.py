@@ -1,11 +1,12 @@
-"""Prometheus metrics: request counts and latency per endpoint pattern, DB pool usage.
+"""Prometheus metrics: request counts and latency per endpoint pattern, DB pool usage, and
+events persisted (by kind) with the number of persistence batches.
 
 Each app gets its own registry so several servers (tests) can live in one process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -38,10 +39,32 @@ class HttpMetrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5, 1.0, 2.5, 5.0, 10.0))
         self.in_flight = 0
+        self.events_persisted = Counter(
+            "hs_events_persisted", "Events written to the database",
+            ["kind"], registry=self.registry)
+        self.persist_batches = Counter(
+            "hs_event_persist_batches", "Event persistence transactions", registry=self.registry)
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()
         self.latency.labels(method, endpoint).observe(seconds)
+
+    def count_persisted(self, batch: Sequence[Any], results: Sequence[Any]) -> None:
+        """An ``EventsStore.persist_listeners`` entry: kinds are live, outlier, backfilled,
+        rejected and soft_failed."""
+        self.persist_batches.inc()
+        for item in batch:
+            if item.pdu.rejected_reason is not None:
+                kind = "rejected"
+            elif item.outlier:
+                kind = "outlier"
+            elif item.backfilled:
+                kind = "backfilled"
+            elif item.soft_failed:
+                kind = "soft_failed"
+            else:
+                kind = "live"
+            self.events_persisted.labels(kind).inc()
 
     def watch_pool(self, stats: Callable[[], dict[str, Any] | None]) -> None:
         self.registry.register(_PoolCollector(stats))

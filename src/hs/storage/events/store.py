@@ -13,7 +13,7 @@ The store is also a ``hs.core.state_res.store.StateResolutionStore`` (``get_even
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -69,6 +69,10 @@ class EventsStore(TimelineMixin):
         self._cache: LruCache[str, tuple[PDU, EventMeta]] = LruCache(
             scaled(10_000, cache_factor)
         )
+        #: ``listener(batch, results)`` after every committed batch (metrics); must not block.
+        self.persist_listeners: list[
+            Callable[[Sequence[EventToPersist], list[PersistedEvent]], None]
+        ] = []
 
     @classmethod
     async def create(cls, db: Database, instance_name: str = "main", **kwargs: Any) -> EventsStore:
@@ -94,6 +98,8 @@ class EventsStore(TimelineMixin):
         self._cache.invalidate(outcome.redacted)
         for pdu, meta in outcome.written:
             self._cache.set(pdu.event_id, (pdu, meta))
+        for listener in self.persist_listeners:
+            listener(batch, outcome.results)
         return outcome.results
 
     # -- events -----------------------------------------------------------------------------
