@@ -49,7 +49,7 @@ from hs.handlers.federation.joins import stripped_state
 from hs.handlers.federation.queries import domain
 from hs.handlers.federation.verify import verify_pdus
 from hs.handlers.rooms.creation import member_content
-from hs.handlers.rooms.pipeline import Draft, make_pdu
+from hs.handlers.rooms.pipeline import Draft
 from hs.http.errors import MatrixError, forbidden
 from hs.storage.events.types import EventToPersist
 
@@ -167,7 +167,7 @@ class RemoteMembership:
         if rv.event_format is EventFormat.V1:
             event["event_id"] = make_event_id_v1(self.server_name)
         add_hashes_and_sign(event, rv, self.server_name, self.rooms.pipeline.signing_key)
-        return make_pdu(event, rv, event["event_id"] if rv.event_format is EventFormat.V1
+        return PDU(event, rv, event["event_id"] if rv.event_format is EventFormat.V1
                         else PDU(event, rv).event_id)
 
     async def _content(self, user_id: str, membership: str, reason: str | None,

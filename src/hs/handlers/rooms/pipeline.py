@@ -74,28 +74,6 @@ def _wanted(drafts: Sequence[Draft], rv: RoomVersion) -> set[StateKey]:
     return wanted
 
 
-class _V12CreatePDU(PDU):
-    """A v12 create event has no ``room_id`` field: its room ID is derived from its event
-    ID (rooms/v12). ``PDU.room_id`` reads the field, so the persister gets this view.
-    TODO(lead): move this rule into ``PDU.room_id`` so events read back behave alike."""
-
-    __slots__ = ()
-
-    @property
-    def room_id(self) -> str:
-        return "!" + self.event_id[1:]
-
-
-def room_id_of(pdu: PDU) -> str:
-    """The event's room ID, also for v12 create events (which carry none)."""
-    room_id = pdu.data.get("room_id")
-    return room_id if isinstance(room_id, str) else "!" + pdu.event_id[1:]
-
-
-def make_pdu(data: dict[str, Any], rv: RoomVersion, event_id: str) -> PDU:
-    if "room_id" not in data and data.get("type") == "m.room.create":
-        return _V12CreatePDU(data, rv, event_id)
-    return PDU(data, rv, event_id)
 
 
 @dataclass(slots=True)
@@ -183,7 +161,7 @@ class ChainBuilder:
             raise event_too_large()
         event_id = event["event_id"] if rv.event_format is EventFormat.V1 else (
             compute_event_id(event, rv))
-        return make_pdu(event, rv, event_id)
+        return PDU(event, rv, event_id)
 
     def _refs(self, ids: Sequence[str]) -> list[Any]:
         if self.room_version.event_format is not EventFormat.V1:

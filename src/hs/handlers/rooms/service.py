@@ -27,7 +27,6 @@ from hs.handlers.rooms.pipeline import (
     Draft,
     EventPipeline,
     SentEvent,
-    room_id_of,
 )
 from hs.handlers.rooms.validation import (
     check_canonical_alias_content,
@@ -210,7 +209,7 @@ class RoomHandler:
         lets a redaction arrive before its target)."""
         state = await self.require_joined(room_id, requester.user_id)
         target = await self.events.get_event(target_id)
-        if target is None or room_id_of(target) != room_id or (
+        if target is None or target.room_id != room_id or (
                 target.sender == requester.user_id):
             return
         level = get_user_power_level(requester.user_id, state)
