@@ -31,7 +31,9 @@ from hs.handlers.e2e_keys import E2EKeysHandler
 from hs.handlers.federation import FederationRooms
 from hs.handlers.federation_queries import FederationQueries
 from hs.handlers.filters import FilterHandler
+from hs.handlers.hierarchy import HierarchyHandler
 from hs.handlers.login import LoginHandler
+from hs.handlers.openid import OpenIdHandler
 from hs.handlers.passwords import Passwords
 from hs.handlers.presence import PresenceHandler
 from hs.handlers.profile import ProfileHandler
@@ -120,6 +122,10 @@ class Services:
     e2e_keys: E2EKeysHandler = field(init=False)
     #: To-device messages; ``get_to_device``/``ack_to_device`` for /sync.
     to_device: ToDeviceHandler = field(init=False)
+    #: OpenID tokens for integrations (request_token; federation userinfo).
+    openid: OpenIdHandler = field(init=False)
+    #: Space hierarchies (client and federation), with the remote-summary cache.
+    hierarchy: HierarchyHandler = field(init=False)
     #: Account data and room tags with permission checks and /sync wake-ups (helper S1).
     account_data_handler: AccountDataHandler = field(init=False)
     #: Presence states on the "presence" stream (S1); inert when ``presence.enabled`` is off.
@@ -157,6 +163,9 @@ class Services:
                                               self.notifier)
         self.e2e_keys = E2EKeysHandler(self.config.server_name, self.device_lists.store,
                                        self.device_lists, self.clock)
+        # The clock is read on every call so tests can swap ``services.clock``.
+        self.openid = OpenIdHandler(self.db, self.config.server_name, lambda: self.clock())
+        self.hierarchy = HierarchyHandler(self)
         self.to_device = ToDeviceHandler(self.config.server_name, ToDeviceStore(self.db),
                                          self.streams["to_device"], self.notifier, self.clock)
         self.devices.on_deleted += [self.e2e_keys.on_devices_deleted,

@@ -20,7 +20,7 @@ _CLIENT_MODULES = ("versions", "capabilities", "wellknown", "register", "login",
                    "account", "devices", "profile", "directory", "ephemeral",
                    "timeline", "filters", "keys", "to_device", "rooms", "membership",
                    "sync", "account_data", "presence", "push_rules", "notifications",
-                   "pushers")
+                   "pushers", "openid", "hierarchy")
 #: Resources other parts of hs provide; mounted when their module exists.
 _OPTIONAL_RESOURCES = {"federation": "hs.api.federation", "keys": "hs.api.keys",
                        "media": "hs.api.media"}

@@ -19,6 +19,7 @@ AREAS: tuple[str, ...] = (
     "presence",  # latest presence per user on the "presence" stream
     "push",  # push rules (+ default overrides, versions), event push actions, pushers
     "federation",  # outbound destination health/catch-up, remote device lists
+    "openid",  # OpenID tokens for integrations (hashed)
 )
 
 #: SQLite-only counter tables that stand in for a PostgreSQL sequence, as

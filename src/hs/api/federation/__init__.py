@@ -18,13 +18,14 @@ _SIBLINGS = ("hs.api.federation_keys",)
 
 
 def add_routes(app: web.Application) -> None:
-    from hs.api.federation import membership, queries, reads, transactions
+    from hs.api.federation import hierarchy, membership, queries, reads, transactions
     from hs.app import SERVICES
 
     if FEDERATION_AUTH not in app:
         app[FEDERATION_AUTH] = app[SERVICES].federation.authenticator
-    for module in (transactions, reads, membership, queries):
+    for module in (transactions, reads, membership, queries, hierarchy):
         module.add_routes(app)
+    importlib.import_module("hs.api.federation.openid").add_routes(app)
     for name in _SIBLINGS:
         try:
             sibling = importlib.import_module(name)
