@@ -3,6 +3,7 @@ topological order of auth chains, and outlier persistence."""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -79,26 +80,28 @@ async def state_pdus(events: EventsStore, state: Mapping[StateKey, str], pdu: PD
 
 def topological(pdus: Iterable[PDU]) -> list[PDU]:
     """``pdus`` with every event after the events of the batch it cites as auth events
-    (depth, then ID, among the ready ones); cycles fall back to depth order."""
+    (depth, then ID, among the ready ones); cycles fall back to depth order.
+
+    Ready events wait in a heap: a room's member joins all become ready together, and
+    re-sorting a list per event made a 5,000-member join take seconds here."""
     by_id = {p.event_id: p for p in pdus}
     waiting = {eid: {a for a in p.auth_event_ids() if a in by_id} for eid, p in by_id.items()}
     users: dict[str, list[str]] = {}
     for eid, deps in waiting.items():
         for d in deps:
             users.setdefault(d, []).append(eid)
-    ready = sorted((by_id[e] for e, d in waiting.items() if not d),
-                   key=lambda p: (p.depth, p.event_id))
+    ready = [(by_id[e].depth, e) for e, d in waiting.items() if not d]
+    heapq.heapify(ready)
     out: list[PDU] = []
     done: set[str] = set()
     while ready:
-        p = ready.pop(0)
-        out.append(p)
-        done.add(p.event_id)
-        for u in users.get(p.event_id, ()):
-            waiting[u].discard(p.event_id)
+        _, eid = heapq.heappop(ready)
+        out.append(by_id[eid])
+        done.add(eid)
+        for u in users.get(eid, ()):
+            waiting[u].discard(eid)
             if not waiting[u] and u not in done:
-                ready.append(by_id[u])
-                ready.sort(key=lambda q: (q.depth, q.event_id))
+                heapq.heappush(ready, (by_id[u].depth, u))
     rest = sorted((p for e, p in by_id.items() if e not in done),
                   key=lambda p: (p.depth, p.event_id))
     return out + rest
