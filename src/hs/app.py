@@ -186,6 +186,7 @@ class Services:
         self.device_lists.token_parser = device_list_positions
         self.sender, self.edu_handler, self.federation_queries = wire_federation_sending(self)
         self.federation_rooms = FederationRooms(self)
+        self.federation_rooms.resident.relay = self.sender.relay_pdu
         self.rooms.remote = self.federation_rooms.remote
 
     @classmethod

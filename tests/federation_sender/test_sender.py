@@ -222,3 +222,30 @@ async def test_restart_while_healthy_catches_up_lost_pdus(tmp_path: Path,
         await second.send_pdus("!bbb:x", make_pdus(e, "!bbb:x", 1, start=4), [e.dest])
         await wait_for(lambda: "$bbb4" in e.recorder.pdu_ids())
         assert e.recorder.pdu_ids() == ["$aaa1", "$aaa3", "$bbb4"]
+
+
+async def test_resident_relays_a_remote_join_to_the_other_servers(tmp_path: Path,
+                                                                  database_config) -> None:
+    from hs.core.pdu import PDU
+    from hs.core.room_versions import KNOWN_ROOM_VERSIONS
+
+    async with env(tmp_path, database_config) as e:
+        sender = e.make_sender()
+        joiner = "joiner.test:1"
+        for user in (f"@a:{e.dest}", f"@b:{joiner}", f"@c:{e.origin}"):
+            await e.db.execute(
+                "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+                " VALUES (?, 'm.room.member', ?, ?, 'join')", "!r:x", user, "$m" + user)
+        join = {"type": "m.room.member", "state_key": f"@b:{joiner}", "sender": f"@b:{joiner}",
+                "room_id": "!r:x", "content": {"membership": "join"}, "depth": 5,
+                "origin_server_ts": 1, "prev_events": [], "auth_events": [],
+                "hashes": {"sha256": "x"}, "signatures": {}, "unsigned": {"age": 1}}
+        pdu = PDU(join, KNOWN_ROOM_VERSIONS["10"], event_id="$join")
+        await sender.relay_pdu("!r:x", pdu, 7, {joiner})
+        await wait_for(lambda: len(e.recorder.txns) == 1)
+        await sender.flush()
+        # Only the third server gets it: not the joining server, not ourselves.
+        assert set(sender.queues) == {e.dest}
+        [(_, body)] = e.recorder.txns
+        [sent] = body["pdus"]
+        assert sent["state_key"] == f"@b:{joiner}" and "unsigned" not in sent

@@ -9,6 +9,7 @@ import time
 from collections.abc import Collection, Hashable, Sequence
 from typing import Any
 
+from hs.core.pdu import PDU
 from hs.federation.client import FederationClient
 from hs.federation.sender.backoff import RetryPolicy
 from hs.federation.sender.queue import (
@@ -77,6 +78,16 @@ class FederationSender:
             q = self.queue(dest)
             for pdu in pdus:
                 q.add_pdu(pdu)
+
+    async def relay_pdu(self, room_id: str, pdu: PDU, stream_ordering: int,
+                        exclude: Collection[str]) -> None:
+        """Send a remote server's event that we accepted as the resident server (its
+        send_join/leave/knock) to the room's other servers."""
+        data = {k: v for k, v in pdu.data.items() if k != "unsigned"}
+        servers = (await self.store.servers_in_rooms([room_id]))[room_id] - set(exclude)
+        servers.discard(self.server_name)
+        await self.send_pdus(room_id, [QueuedPdu(pdu.event_id, stream_ordering, data)],
+                             servers)
 
     async def on_persisted(self, room_id: str, batch: Sequence[EventToPersist],
                            results: Sequence[PersistedEvent]) -> None:

@@ -12,7 +12,7 @@ room state, so /sync can show them while we are not in the room.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hs.core.events import redact
@@ -78,6 +78,10 @@ class ResidentMembership:
         self.accounts = accounts
         self.inbound = inbound
         self.clock = clock
+        #: ``relay(room_id, pdu, stream_ordering, exclude)``: announce a membership event a
+        #: remote server sent through send_join/leave/knock to the room's other servers
+        #: (the federation sender's ``relay_pdu``, wired in app.py).
+        self.relay: Callable[[str, PDU, int, set[str]], Awaitable[None]] | None = None
 
     async def _room(self, origin: str, room_id: str) -> RoomVersion:
         version = await self.events.get_room_version(room_id)
@@ -165,6 +169,10 @@ class ResidentMembership:
         meta = (await self.events.get_event_meta([pdu.event_id])).get(pdu.event_id)
         if meta is None or meta.soft_failed or meta.rejected_reason is not None:
             raise forbidden("The event is not allowed by the current state of the room")
+        if self.relay is not None:
+            # Joining Rooms: the resident server sends the accepted event to the other
+            # servers in the room; the joining server gets it in the send_join answer.
+            await self.relay(room_id, pdu, meta.stream_ordering, {origin})
         return pdu
 
     async def join_response(self, pdu: PDU, omit_members: bool) -> dict[str, Any]:
