@@ -21,6 +21,7 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -60,24 +61,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None, *,
+              context: ssl.SSLContext | None = None, log: Path | None = None) -> None:
     """Poll ``url`` until it answers 200; fail early if ``proc`` dies meanwhile."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode} before {url} answered")
+            raise RuntimeError(f"server exited with status {proc.returncode} before {url} answered"
+                               + (f"\n{tail(log)}" if log else ""))
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                 if resp.status == 200:
                     return
         except (urllib.error.URLError, OSError) as exc:
             last = exc
         time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s (last error: {last})")
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s (last error: {last})"
+                       + (f"\n{tail(log)}" if log else ""))
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -143,7 +147,7 @@ class PrivatePostgres:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if result.returncode != 0:
             self.stop()
-            raise RuntimeError(f"pg_ctl start failed: {result.stderr.decode()}\n{_tail(log)}")
+            raise RuntimeError(f"pg_ctl start failed: {result.stderr.decode()}\n{tail(log)}")
         return self
 
     def create_database(self, name: str) -> str:
@@ -203,7 +207,7 @@ class ServerProcess:
             wait_http(ready_url, timeout, self.proc)
         except BaseException as exc:
             self.stop()
-            raise RuntimeError(f"{exc}\n--- log tail ---\n{_tail(self.log_path)}") from None
+            raise RuntimeError(f"{exc}\n--- log tail ---\n{tail(self.log_path)}") from None
 
     @property
     def pid(self) -> int:

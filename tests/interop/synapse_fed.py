@@ -18,9 +18,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,8 @@ from bench.synapse_harness import (
     patch_synapse_config,
     sqlite_database,
     synapse_version,
+    tail,
+    wait_http,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,28 +104,7 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
 def wait_https(url: str, timeout: float, proc: subprocess.Popen[bytes] | None,
                log: Path) -> None:
     """Poll ``url`` (TLS, unverified) until 200; raise with the log tail on death/timeout."""
-    ctx = insecure_ssl()
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered\n"
-                               f"{tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s ({last})\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    wait_http(url, timeout, proc, context=insecure_ssl(), log=log)
 
 
 class _Server:

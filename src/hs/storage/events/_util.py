@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
+from hs.storage.database import placeholders
+
 T = TypeVar("T")
 
 #: IDs per ``IN (...)`` list: well below SQLite's and PostgreSQL's parameter limits, and
@@ -26,7 +28,7 @@ def chunks(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
 
 def qmarks(values: Sequence[object]) -> str:
     """``?, ?, ?`` for an IN list of ``values`` (which must not be empty)."""
-    return ", ".join("?" * len(values))
+    return placeholders(len(values))
 
 
 __all__ = ["CHUNK", "chunks", "qmarks"]
