@@ -1,10 +1,12 @@
 """State resolution of a 1,000-member room forked by 10 power-level/join-rule changes.
 
 Target: the whole native resolution (``_state_sort_c``) >= 10x the pure twin. Both runs
-use the same in-memory store and the same auth rules (``hs.core.auth``, pure Python);
-only the ``state_sort`` twin differs, together with the ``power_levels`` twin paired with
-it (``_state_sort_c.power_levels``), which the rules use for user levels and the
-``m.room.power_levels`` rule. The coroutine is driven without an event loop (the
+use the same in-memory store, inputs and asserted results; only the ``state_sort`` twin
+differs, together with the twins paired with it: ``power_levels`` (user levels and the
+``m.room.power_levels`` rule) and ``auth_rules`` (the compiled auth verdict; the pure twin
+is ``hs.core.auth`` itself, which the compiled one also falls back to for rare shapes).
+
+The coroutine is driven without an event loop (the
 in-memory store never suspends), so loop overhead does not dilute the comparison.
 """
 

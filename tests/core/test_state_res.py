@@ -907,3 +907,30 @@ def test_twins_loops_fail_alike_on_junk(name: str, args: tuple[Any, ...]) -> Non
         except Exception as exc:
             outcomes.append(("error", type(exc)))
     assert all(o == outcomes[0] for o in outcomes)
+
+
+@pytest.mark.parametrize("m", TWINS)
+@pytest.mark.parametrize("version", ["11", "12"])
+def test_store_without_auth_chain_helper_resolves_the_same(m: ModuleType, version: str) -> None:
+    """``get_auth_chain`` is an optional store extra: walking the auth events instead gives
+    the same resolution."""
+    from state_res_fixtures import big_room_forks
+
+    from hs.core.state_res import InMemoryStateResolutionStore, resolve_state
+
+    rv = KNOWN_ROOM_VERSIONS[version]
+    builder, state_a, state_b = big_room_forks(rv, members=60, conflicts=10)
+    inner = InMemoryStateResolutionStore(builder.events.values(), sorts=m)
+
+    class Plain:  # only the required methods
+        async def get_events(self, ids: Any) -> Any:
+            return await inner.get_events(ids)
+
+        async def get_auth_chain_difference(self, room_id: str, sets: Any) -> Any:
+            return await inner.get_auth_chain_difference(room_id, sets)
+
+    sets = [state_a, state_b]
+    walked = asyncio.run(resolve_state(builder.room_id, rv, sets, Plain(), sorts=m))  # type: ignore[arg-type]
+    helped = asyncio.run(resolve_state(builder.room_id, rv, sets, inner, sorts=m))
+    assert walked == helped
+    assert helped[("m.room.power_levels", "")].startswith("$F")

@@ -26,6 +26,7 @@ MODULES = (
     "state_sort",
     "dag",
     "power_levels",
+    "auth_rules",
 )
 
 

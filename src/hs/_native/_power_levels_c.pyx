@@ -7,7 +7,7 @@ v1-v9 shape checks) is handed to the pure twin, so both give identical results b
 construction. Every value is type-checked before it is read at C level.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Keys
+from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 
@@ -129,6 +129,42 @@ cdef inline object _dict_get(dict d, str key):
     return <object>found if found != NULL else None
 
 
+# ``hs.core.pdu.PDU``, bound on first use (``hs.core`` imports ``hs._native``). For an
+# exact PDU, ``sender`` and ``content`` are read straight from its JSON dict, exactly as
+# its properties do, without calling them; anything else goes through its attributes.
+cdef object _PDU = None
+
+
+cdef inline dict _pdu_data(object event):
+    global _PDU
+    cdef object data
+    if _PDU is None:
+        from hs.core.pdu import PDU
+        _PDU = PDU
+    if type(event) is not _PDU:
+        return None
+    data = event.data
+    return <dict>data if type(data) is dict else None
+
+
+cdef object _sender_of(object event):
+    cdef dict data = _pdu_data(event)
+    if data is None:
+        return event.sender
+    return data["sender"]
+
+
+cdef object _content_of(object event):
+    cdef dict data = _pdu_data(event)
+    cdef PyObject* found
+    if data is None:
+        return event.content
+    found = PyDict_GetItem(data, "content")
+    if found != NULL and isinstance(<object>found, dict):
+        return <object>found
+    return {}
+
+
 cdef inline object _parse(object value):
     if type(value) is int:
         return value
@@ -156,12 +192,12 @@ def is_valid_power_level(value, room_version):
 cdef bint _is_creator(object user_id, object create_event) except -1:
     """``user_id in room_creators(create_event)`` for v12 (privileged creators)."""
     cdef object content, extra, u
-    cdef object sender = create_event.sender
+    cdef object sender = _sender_of(create_event)
     if type(user_id) is not str or type(sender) is not str:
         return user_id in _py.room_creators(create_event)
     if user_id == sender:
         return True
-    content = create_event.content
+    content = _content_of(create_event)
     extra = content.get("additional_creators")
     if type(extra) is list:
         for u in list(<list>extra):
@@ -186,7 +222,7 @@ def user_level(user_id, create_event, pl_event):
             return CREATOR_DEFAULT_LEVEL
     if pl_event is None:
         return 0
-    content = pl_event.content
+    content = _content_of(pl_event)
     table = content.get("users")
     if isinstance(table, dict):
         level = _parse(table.get(user_id))
@@ -212,12 +248,34 @@ cdef object _shape_violation(object content, object room_version):
             return f"power levels {name!r} is not an object of integers"
     # 10.3
     users = content.get("users", {})
+    if type(users) is dict:
+        verdict = _plain_users_violation(<dict>users)
+        if verdict != 2:
+            return None if verdict == 0 else (
+                "power levels 'users' is not an object of user IDs to levels" if verdict == 1
+                else "power levels 'users' has a key that is not a user ID")
     if not isinstance(users, dict) or not _is_level_table(users, room_version):
         return "power levels 'users' is not an object of user IDs to levels"
     for value in list(users):
         if not _valid_user_id(value):
             return "power levels 'users' has a key that is not a user ID"
     return None
+
+
+cdef int _plain_users_violation(dict users) except -1:
+    """10.3 for a plain dict in one pass: 0 valid, 1 a value is not an int level, 3 a key
+    is not a user ID (values are judged first, as in the pure twin), 2 "ask the general
+    path" (a value that is not an exact int)."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef bint bad_key = False
+    while PyDict_Next(users, &pos, &key, &value):
+        if type(<object>value) is not int:
+            return 2
+        if not bad_key and not _valid_user_id(<object>key):
+            bad_key = True
+    return 3 if bad_key else 0
 
 
 cdef bint _is_level_table(object value, object room_version) except -1:
@@ -321,7 +379,10 @@ def power_levels_violation(content, old, sender, sender_level, room_version, cre
     # 10.4 (v12)
     if room_version.privileged_creators:
         users = content.get("users", {})
-        listed = creators.intersection(users)
+        if type(users) is dict and type(creators) is frozenset:
+            listed = frozenset([u for u in <frozenset>creators if u in <dict>users])
+        else:
+            listed = creators.intersection(users)
         if listed:
             return f"power levels may not list room creators: {sorted(listed)}"
     # 10.5

@@ -2,6 +2,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMappin
 from types import ModuleType
 from typing import Any
 
+auth_rules: ModuleType
 power_levels: ModuleType
 
 class AuthGraph:

@@ -12,11 +12,13 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from libc.string cimport memset
 
-from hs._native import _power_levels_c as power_levels  # the twin paired with this one
+from hs._native import _auth_rules_c as auth_rules  # the twins paired with this one
+from hs._native import _power_levels_c as power_levels
 from hs._native._errors import StateSortError
 
 __all__ = [
     "AuthGraph",
+    "auth_rules",
     "auth_prefetch_ids",
     "cited_state",
     "conflicted_event_ids",
@@ -731,6 +733,63 @@ def mainline_sort(event_ids, mainline, pl_parent, origin_ts):
 # attributes and the auth rules are a callable, so these stay generic; what C saves is
 # the interpreter overhead of the loops and the dict/set traffic around them.
 
+# ``hs.core.pdu.PDU``, bound on first use (``hs.core`` imports ``hs._native``). For an
+# exact PDU the readers below take the fields straight from its JSON dict, exactly as its
+# properties do, without a Python call each; anything else goes through its attributes.
+cdef object _PDU = None
+
+
+cdef inline dict _pdu_data(object ev):
+    global _PDU
+    cdef object data
+    if _PDU is None:
+        from hs.core.pdu import PDU
+        _PDU = PDU
+    if type(ev) is not _PDU:
+        return None
+    data = ev.data
+    return <dict>data if type(data) is dict else None
+
+
+cdef inline bint _is_state(object ev) except -1:
+    cdef dict data = _pdu_data(ev)
+    if data is None:
+        return bool(ev.is_state())
+    return "state_key" in data
+
+
+cdef inline object _state_tuple(object ev):
+    cdef dict data = _pdu_data(ev)
+    if data is None:
+        return ev.state_tuple
+    return (data["type"], data["state_key"])
+
+
+cdef inline object _sender(object ev):
+    cdef dict data = _pdu_data(ev)
+    if data is None:
+        return ev.sender
+    return data["sender"]
+
+
+cdef inline object _origin_ts(object ev):
+    cdef dict data = _pdu_data(ev)
+    cdef object ts
+    if data is None:
+        return ev.origin_server_ts
+    ts = data.get("origin_server_ts", 0)
+    return ts if type(ts) is int else int(ts)
+
+
+cdef inline object _get(object mapping, object key):
+    """``mapping.get(key)``, without the method call for a plain dict."""
+    cdef PyObject* found
+    if type(mapping) is dict:
+        found = PyDict_GetItem(<dict>mapping, key)
+        return <object>found if found != NULL else None
+    return mapping.get(key)
+
+
 def conflicted_event_ids(conflicted):
     """Every event ID of the conflicted state map."""
     cdef set ids = set()
@@ -742,7 +801,7 @@ def conflicted_event_ids(conflicted):
 
 cdef bint _is_power_event(object event) except -1:
     cdef object etype
-    if not event.is_state():
+    if not _is_state(event):
         return False
     etype = event.type
     if etype == "m.room.power_levels" or etype == "m.room.join_rules":
@@ -758,7 +817,7 @@ def select_power_events(full, events):
     cdef list power = []
     cdef object e
     for e in full:
-        if e in events and events[e].is_state():
+        if e in events and _is_state(events[e]):
             state.add(e)
     for e in state:
         if _is_power_event(events[e]):
@@ -770,18 +829,18 @@ cdef object _cited_state(object event, object events, object create, object cach
     cdef object cached, event_id = event.event_id, a, ev
     cdef dict cited
     cdef bint complete = True
-    cached = cache.get(event_id)
+    cached = _get(cache, event_id)
     if cached is not None:
         return cached
     cited = {}
     if create is not None:
         cited[CREATE] = create
     for a in event.auth_event_ids():
-        ev = events.get(a)
+        ev = _get(events, a)
         if ev is None:
             complete = False
-        elif ev.is_state():
-            cited[ev.state_tuple] = ev
+        elif _is_state(ev):
+            cited[_state_tuple(ev)] = ev
     if complete:
         cache[event_id] = cited
     return cited
@@ -801,8 +860,8 @@ def power_sort_inputs(event_ids, events, create, cache, levels):
         ev = events[e]
         edges[e] = ev.auth_event_ids()
         cited = _cited_state(ev, events, create, cache)
-        power[e] = user_level(ev.sender, cited.get(CREATE), cited.get(POWER_LEVELS))
-        origin_ts[e] = ev.origin_server_ts
+        power[e] = user_level(_sender(ev), _get(cited, CREATE), _get(cited, POWER_LEVELS))
+        origin_ts[e] = _origin_ts(ev)
     return edges, power, origin_ts
 
 
@@ -813,9 +872,9 @@ def auth_prefetch_ids(todo, required, base, changes):
     for ev, keys in zip(todo, required, strict=True):
         wanted.update(ev.auth_event_ids())
         for key in keys:
-            sid = changes.get(key)
+            sid = _get(changes, key)
             if sid is None:
-                sid = base.get(key)
+                sid = _get(base, key)
             if sid is not None:
                 wanted.add(sid)
     return wanted
@@ -830,17 +889,17 @@ def iterative_auth_checks(todo, required, base, changes, events, create, cache, 
         if create is not None:
             auth_events[CREATE] = create
         for key in keys:
-            sid = changes.get(key)
+            sid = _get(changes, key)
             if sid is None:
-                sid = base.get(key)
+                sid = _get(base, key)
             if sid is not None:
-                found = events.get(sid)
+                found = _get(events, sid)
                 if found is not None:
                     auth_events[key] = found
                     continue
-            fallback = _cited_state(ev, events, create, cache).get(key)
+            fallback = _get(_cited_state(ev, events, create, cache), key)
             if fallback is not None and fallback.rejected_reason is None:
                 auth_events[key] = fallback
         if is_allowed(ev, auth_events):
-            changes[ev.state_tuple] = ev.event_id
+            changes[_state_tuple(ev)] = ev.event_id
     return changes

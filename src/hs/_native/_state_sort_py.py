@@ -13,12 +13,14 @@ import heapq
 from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
-from hs._native import _power_levels_py as power_levels  # the twin paired with this one
+from hs._native import _auth_rules_py as auth_rules  # the twins paired with this one
+from hs._native import _power_levels_py as power_levels
 from hs._native._errors import StateSortError
 
 __all__ = [
     "AuthGraph",
     "auth_prefetch_ids",
+    "auth_rules",
     "cited_state",
     "conflicted_event_ids",
     "iterative_auth_checks",

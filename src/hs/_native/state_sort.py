@@ -6,6 +6,7 @@ from hs._native._loader import load
 _impl = load("state_sort")
 
 AuthGraph = _impl.AuthGraph
+auth_rules = _impl.auth_rules
 auth_prefetch_ids = _impl.auth_prefetch_ids
 cited_state = _impl.cited_state
 conflicted_event_ids = _impl.conflicted_event_ids
@@ -21,6 +22,7 @@ __all__ = [
     "AuthGraph",
     "StateSortError",
     "auth_prefetch_ids",
+    "auth_rules",
     "cited_state",
     "conflicted_event_ids",
     "iterative_auth_checks",

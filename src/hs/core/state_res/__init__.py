@@ -13,6 +13,7 @@ from types import ModuleType
 from hs.core.pdu import StateKey
 from hs.core.room_versions import RoomVersion, StateResAlgorithm
 from hs.core.state_res.store import (
+    AuthChainStore,
     ConflictedSubgraphStore,
     InMemoryStateResolutionStore,
     StateResolutionStore,
@@ -21,6 +22,7 @@ from hs.core.state_res.v1 import resolve_v1
 from hs.core.state_res.v2 import resolve_v2
 
 __all__ = [
+    "AuthChainStore",
     "ConflictedSubgraphStore",
     "InMemoryStateResolutionStore",
     "StateResolutionStore",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from types import ModuleType
 
+from hs._native import auth_rules as _default_auth
 from hs._native import power_levels as _default_levels
 from hs.core.auth import AuthError, auth_types_for_event, check_auth_rules
 from hs.core.pdu import PDU, StateKey
@@ -30,6 +32,8 @@ class ResolutionContext:
 
     __slots__ = (
         "_create_id",
+        "allowed",
+        "auth",
         "cited",
         "events",
         "levels",
@@ -52,6 +56,13 @@ class ResolutionContext:
         self.sorts = sorts
         # The power-levels twin paired with the sorts twin (both native or both pure).
         self.levels: ModuleType = getattr(sorts, "power_levels", None) or _default_levels
+        # Likewise the auth-rules verdict twin (compiled common cases, or the full rules).
+        self.auth: ModuleType = getattr(sorts, "auth_rules", None) or _default_auth
+        #: ``is_allowed`` as one callable straight into the auth twin (no Python frame
+        #: per event on the compiled path).
+        self.allowed: Callable[[PDU, Mapping[StateKey, PDU]], bool] = partial(
+            self.auth.is_allowed, fallback=self.rules_verdict
+        )
         self.events: dict[str, PDU] = {}
         #: event ID -> its cited state (``cited_state``), once all its auth events are loaded.
         self.cited: dict[str, Mapping[StateKey, PDU]] = {}
@@ -92,6 +103,11 @@ class ResolutionContext:
             event.type, event.sender, event.state_key, event.content, self.room_version
         )
 
+    def required_keys_of(self, events: list[PDU]) -> list[list[StateKey]]:
+        """``required_keys`` of each event (the auth twin answers the common shapes)."""
+        keys: list[list[StateKey]] = self.auth.auth_keys(events, self.required_keys)
+        return keys
+
     def cited_state(self, event: PDU) -> Mapping[StateKey, PDU]:
         """The event's own auth events by key (loaded ones only), plus the v12 create.
 
@@ -103,7 +119,13 @@ class ResolutionContext:
         return cited
 
     def is_allowed(self, event: PDU, auth_events: Mapping[StateKey, PDU]) -> bool:
-        """The auth rules' verdict on ``event`` given exactly ``auth_events``."""
+        """The auth rules' verdict on ``event`` given exactly ``auth_events`` (the auth
+        twin decides the common shapes in C and asks ``rules_verdict`` for the rest)."""
+        allowed: bool = self.auth.is_allowed(event, auth_events, self.rules_verdict)
+        return allowed
+
+    def rules_verdict(self, event: PDU, auth_events: Mapping[StateKey, PDU]) -> bool:
+        """``hs.core.auth``'s verdict; a malformed event is not allowed."""
         try:
             check_auth_rules(
                 event, auth_events, check_auth_event_selection=False, levels=self.levels

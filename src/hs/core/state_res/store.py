@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 from hs.core.pdu import PDU
 
 __all__ = [
+    "AuthChainStore",
     "ConflictedSubgraphStore",
     "InMemoryStateResolutionStore",
     "StateResolutionStore",
@@ -52,6 +53,19 @@ class ConflictedSubgraphStore(Protocol):
     async def get_conflicted_subgraph(self, room_id: str, conflicted: set[str]) -> set[str]:
         """Events on an ``auth_events`` path between two events of ``conflicted``
         (rooms/v12.md, "Conflicted state subgraph")."""
+        ...
+
+
+@runtime_checkable
+class AuthChainStore(Protocol):
+    """Optional extra: a store that can list auth chains itself (e.g. from an auth-chain
+    index). Without it the resolver walks ``auth_events`` level by level via
+    ``get_events``."""
+
+    async def get_auth_chain(self, room_id: str, event_ids: Collection[str]) -> set[str]:
+        """The union of the auth chains of ``event_ids`` (the events themselves only if one
+        is an ancestor of another); an event the store lacks ends its branch but is
+        included when cited."""
         ...
 
 
@@ -95,4 +109,8 @@ class InMemoryStateResolutionStore:
 
     async def get_conflicted_subgraph(self, room_id: str, conflicted: set[str]) -> set[str]:
         result: set[str] = self.graph.conflicted_subgraph(conflicted)
+        return result
+
+    async def get_auth_chain(self, room_id: str, event_ids: Collection[str]) -> set[str]:
+        result: set[str] = self.graph.auth_chain(event_ids)
         return result

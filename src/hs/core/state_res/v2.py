@@ -52,10 +52,8 @@ async def resolve_v2(
     # Step 1: power events and the part of their auth chains inside the full conflicted set.
     power: list[str]
     full, power = sorts.select_power_events(full, events)
-    graph = sorts.AuthGraph()
-    await ctx.load_auth_chains(power, graph)
     chosen = set(power)
-    chosen.update(graph.auth_chain(power) & full)
+    chosen.update(await _auth_chain(ctx, power) & full)
     power_order = await _reverse_topological_power_order(ctx, chosen)
 
     # Step 2: iterative auth checks from the unconflicted map (v2) or from nothing (v2.1).
@@ -78,6 +76,19 @@ async def resolve_v2(
         if key not in resolved:
             resolved[key] = event_id
     return resolved
+
+
+async def _auth_chain(ctx: ResolutionContext, event_ids: list[str]) -> set[str]:
+    """The union of the auth chains of ``event_ids``: from the store when it can answer
+    (an index), else by walking ``auth_events`` through ``get_events``."""
+    helper = getattr(ctx.store, "get_auth_chain", None)
+    if helper is not None:
+        from_store: set[str] = await helper(ctx.room_id, event_ids)
+        return from_store
+    graph = ctx.sorts.AuthGraph()
+    await ctx.load_auth_chains(event_ids, graph)
+    result: set[str] = graph.auth_chain(event_ids)
+    return result
 
 
 async def _conflicted_subgraph(ctx: ResolutionContext, conflicted: set[str]) -> set[str]:
@@ -125,12 +136,12 @@ async def _iterative_auth_checks(
     """
     events = ctx.events
     todo = [events[e] for e in event_ids]
-    required = [ctx.required_keys(ev) for ev in todo]
+    required = ctx.required_keys_of(todo)
     # Prefetch every cited auth event and every state event the checks may look at; an
     # ID still missing afterwards is one the store does not have.
     await ctx.load(ctx.sorts.auth_prefetch_ids(todo, required, base, changes))
     result: dict[StateKey, str] = ctx.sorts.iterative_auth_checks(
-        todo, required, base, changes, events, ctx.create_event(), ctx.cited, ctx.is_allowed
+        todo, required, base, changes, events, ctx.create_event(), ctx.cited, ctx.allowed
     )
     return result
 
