@@ -116,31 +116,41 @@ class PushActionsHandler:
         power = state.get(state_ids.get(POWER_LEVELS, ""))
         levels = power.content.get("notifications") if power is not None else None
         notification_levels = levels if isinstance(levels, Mapping) else None
-        names = {u: members[u].displayname for u in joined}
         count = len(members)
         started = time.perf_counter()
         evaluations = 0
         pending: list[tuple[PDU, int, list[tuple[str, EvaluationResult]]]] = []
+        #: Per sender level: (user, compiled rules, context) of every joined recipient.
         #: Contexts differ only by display name and sender level: shared across the batch.
         contexts: dict[tuple[int, str | None], PushContext] = {}
+        targets: dict[int, list[tuple[str, Any, PushContext]]] = {}
+
+        def context(sender_level: int, name: str | None) -> PushContext:
+            ctx = contexts.get((sender_level, name))
+            if ctx is None:
+                ctx = PushContext(count, sender_level, notification_levels, name)
+                contexts[(sender_level, name)] = ctx
+            return ctx
+
         for pdu, pos in todo:
             data = pdu.data
             flat = flatten_event({k: data[k] for k in _EVENT_KEYS if k in data})
             level = user_power_level(pdu.sender, create, power)
             sender_level = int(min(level, _MAX_LEVEL))
-            recipients = joined
+            recipients = targets.get(sender_level)
+            if recipients is None:
+                recipients = targets[sender_level] = [
+                    (u, compiled[u], context(sender_level, members[u].displayname))
+                    for u in joined]
             if pdu.type == "m.room.member" and pdu.state_key in invited:
-                recipients = [*joined, pdu.state_key]
+                recipients = [*recipients, (pdu.state_key, compiled[pdu.state_key],
+                                            context(sender_level, None))]
             hits: list[tuple[str, EvaluationResult]] = []
-            for user_id in recipients:
-                if user_id == pdu.sender:
+            sender = pdu.sender
+            for user_id, rules, ctx in recipients:
+                if user_id == sender:
                     continue
-                key = (sender_level, names.get(user_id))
-                ctx = contexts.get(key)
-                if ctx is None:
-                    ctx = PushContext(count, sender_level, notification_levels, key[1])
-                    contexts[key] = ctx
-                result = evaluate_result(compiled[user_id], flat, ctx)
+                result = evaluate_result(rules, flat, ctx)
                 evaluations += 1
                 if result is not None and (result.notify or result.highlight):
                     hits.append((user_id, result))
@@ -150,18 +160,22 @@ class PushActionsHandler:
         self.eval_seconds += time.perf_counter() - started
         now = self.clock()
         rows: list[ActionRow] = []
-        #: The actions JSON per rule result (results are shared per compiled rule).
-        encoded: dict[int, tuple[EvaluationResult, str]] = {}
+        #: Per rule result (results are shared per compiled rule): the row's constant
+        #: columns, the actions JSON encoded once.
+        encoded: dict[int, tuple[EvaluationResult, int, int, str]] = {}
         for pdu, pos, hits in pending:
             thread_id = await self.thread_of(pdu)
+            event_id = pdu.event_id
             for user_id, result in hits:
                 entry = encoded.get(id(result))
                 if entry is None:
-                    entry = (result, orjson.dumps(list(result.actions)).decode())
+                    entry = (result, int(result.notify), int(result.highlight),
+                             orjson.dumps(list(result.actions)).decode())
                     encoded[id(result)] = entry
-                rows.append(ActionRow(user_id, room_id, pos, pdu.event_id, thread_id,
-                                      int(result.notify), int(result.highlight), entry[1],
-                                      now))
+                # Plain tuples in ActionRow's column order (no NamedTuple constructor
+                # per row: a busy room writes members x events of them).
+                rows.append((user_id, room_id, pos, event_id, thread_id,  # type: ignore[arg-type]
+                             entry[1], entry[2], entry[3], now))
         return rows
 
 

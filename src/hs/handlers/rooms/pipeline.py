@@ -5,9 +5,11 @@ the writer hands every draft queued for a room to ``_process_batch``, which
 
 1. reads the room's tip once: forward extremities (the deepest ``MAX_PREV_EVENTS``),
    their depth, and the state before the first new event - the current state when
-   there is one extremity, else ``resolve_state`` over the extremities' states. While
-   the writer's own last event is still the only extremity, the state it remembered
-   after that event (``_Tip``, bounded LRU) is reused and no state is read;
+   there is one extremity, else ``resolve_state`` over the extremities' states. When
+   the writer remembers its own last event and the state after it (``_Tip``, bounded
+   LRU), it builds on that without reading anything; the persisting transaction, which
+   reads the extremities anyway, checks they are still exactly that event
+   (``StaleExtremitiesError``: nothing written, the batch is rebuilt on the stored tip);
 2. builds each draft on the previous one (``ChainBuilder``): prev_events, depth,
    auth_events chosen by ``auth_types_for_event``, the room version's event format,
    hashes and signature; checks the size limit; authorizes it with
@@ -15,6 +17,8 @@ the writer hands every draft queued for a room to ``_process_batch``, which
    with the auth rules' reason) and is not persisted; the chain continues without it;
 3. persists the accepted events with ONE ``persist_events`` call (one transaction),
    each event's state before being the state after its predecessor in the batch;
+   batches of other rooms ready at the same time share that transaction
+   (``committer.GroupCommitter``);
 4. notifies the ``events`` stream for the room and the targets of membership events.
 
 Room creation (``creation.build_room``) builds its initial events with the same
@@ -39,11 +43,13 @@ from hs.core.keys import generate_signing_key
 from hs.core.pdu import PDU, StateKey
 from hs.core.room_versions import EventFormat, RoomVersion, get_room_version
 from hs.core.state_res import resolve_state
+from hs.handlers.rooms.committer import GroupCommitter
 from hs.handlers.rooms.linearizer import BatchingLinearizer
 from hs.handlers.rooms.validation import MAX_PDU_BYTES, event_too_large
 from hs.http.errors import MatrixError, bad_json, forbidden, not_found
 from hs.notifier import Notifier
 from hs.storage.events import EventsStore
+from hs.storage.events.persist import StaleExtremitiesError
 from hs.storage.events.types import (
     EventToPersist,
     PersistedEvent,
@@ -123,6 +129,9 @@ class ChainBuilder:
     pdus: dict[str, PDU]
     state_before: StateBefore
     accepted: list[EventToPersist] = field(default_factory=list)
+    #: The room's forward extremities this chain starts from when they were not read
+    #: but remembered (``_Tip``): the persisting transaction checks them.
+    expected_extremities: frozenset[str] | None = None
 
     def build(self, draft: Draft) -> PDU:
         """The signed PDU for ``draft`` on the current tip (raises M_TOO_LARGE/M_BAD_JSON)."""
@@ -230,8 +239,10 @@ class EventPipeline:
         self.clock = clock
         self.writer: BatchingLinearizer[Draft | External, Any] = BatchingLinearizer(
             self._process_items, max_batch=max_batch)
-        #: ``persist_events`` calls made (one transaction each).
+        #: Batches persisted (``persist`` calls). Batches of different rooms that are
+        #: ready together share one transaction (``committer.commits`` counts those).
         self.transactions = 0
+        self.committer = GroupCommitter(self._persist_group)
         self._tips: OrderedDict[str, _Tip] = OrderedDict()
         #: Post-persist hooks, awaited as ``hook(room_id, batch, results)`` after the
         #: batch committed and before /sync is woken (push actions must be visible with
@@ -282,6 +293,17 @@ class EventPipeline:
     async def _process_batch(self, room_id: str, drafts: Sequence[Draft]
                              ) -> list[SentEvent | BaseException]:
         try:
+            return await self._build_and_persist(room_id, drafts)
+        except StaleExtremitiesError:
+            # The remembered tip was out of date (the room changed without this writer):
+            # nothing was written; build the batch again on the extremities as stored.
+            logger.info("tip of %s was stale; rebuilding the batch", room_id)
+            self._tips.pop(room_id, None)
+            return await self._build_and_persist(room_id, drafts)
+
+    async def _build_and_persist(self, room_id: str, drafts: Sequence[Draft]
+                                 ) -> list[SentEvent | BaseException]:
+        try:
             builder, current_delta = await self._tip(room_id, drafts)
         except MatrixError as exc:
             return [exc] * len(drafts)
@@ -309,7 +331,8 @@ class EventPipeline:
             current_delta = {**current_delta, **{
                 e.pdu.state_tuple: e.pdu.event_id for e in builder.accepted if e.pdu.is_state()}}
         try:
-            results = await self.persist(builder.accepted, room_id, current_delta)
+            results = await self.persist(builder.accepted, room_id, current_delta,
+                                         expected_extremities=builder.expected_extremities)
         except BaseException:
             self._tips.pop(room_id, None)
             raise
@@ -324,12 +347,14 @@ class EventPipeline:
         return out
 
     async def persist(self, batch: list[EventToPersist], room_id: str,
-                      current_delta: Mapping[StateKey, str | None] | None = None
+                      current_delta: Mapping[StateKey, str | None] | None = None, *,
+                      expected_extremities: frozenset[str] | None = None
                       ) -> list[PersistedEvent]:
-        """One transaction for the batch, then wake the room and membership targets."""
+        """Persist the batch (in one transaction, possibly shared with other rooms'
+        batches: ``committer``), run the hooks, then wake the room and membership targets."""
         self.transactions += 1
-        results: list[PersistedEvent] = await self.events.persist_events(
-            batch, current_state=None if current_delta is None else {room_id: current_delta})
+        results = await self.committer.submit(room_id, batch, current_delta,
+                                              expected_extremities)
         targets = [e.pdu.state_key for e in batch
                    if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
         for hook in self.on_persisted:
@@ -367,13 +392,12 @@ class EventPipeline:
             if version is None:
                 raise not_found(f"Unknown room {room_id}")
             rv = get_room_version(version)
-        extremities = await self.events.get_forward_extremities(room_id)
-        if not extremities:
-            raise forbidden("This server is not in the room")
         wanted = _wanted(drafts, rv)
         current_delta: dict[StateKey, str | None] | None = None
         state_before: StateBefore
-        if cached is not None and extremities == {cached.last_event_id}:
+        if cached is not None:
+            # Built on the remembered tip without reading the extremities: the persisting
+            # transaction checks they are still {last event} (``StaleExtremitiesError``).
             prev_ids, depth = [cached.last_event_id], cached.depth
             state = {k: v for k, v in cached.state.items() if k in wanted and v is not None}
             missing = [k for k in wanted if k not in cached.state]
@@ -381,9 +405,12 @@ class EventPipeline:
                 state.update(await self.events.get_current_state_ids(room_id, missing))
             pdus = await self.events.get_events([*state.values(), *prev_ids])
             builder = ChainBuilder(rv, room_id, self.server_name, self.signing_key, self.clock,
-                                   prev_ids, depth, state, pdus, StateAfter(prev_ids[0]))
+                                   prev_ids, depth, state, pdus, StateAfter(prev_ids[0]),
+                                   expected_extremities=frozenset(prev_ids))
             return builder, None
-        self._tips.pop(room_id, None)
+        extremities = await self.events.get_forward_extremities(room_id)
+        if not extremities:
+            raise forbidden("This server is not in the room")
         metas = await self.events.get_event_meta(extremities)
         prev = sorted(metas.values(), key=lambda m: (-m.depth, m.event_id))[:MAX_PREV_EVENTS]
         prev_ids = [m.event_id for m in prev]
@@ -424,5 +451,13 @@ class EventPipeline:
         changes.update({k: None for k in base if k not in resolved})
         return resolved, StateDelta(groups[with_state[0]][0], changes)
 
+    async def _persist_group(self, batch: list[EventToPersist],
+                             current_state: Mapping[str, Mapping[StateKey, str | None]] | None,
+                             expected: Mapping[str, frozenset[str]] | None
+                             ) -> list[PersistedEvent]:
+        return await self.events.persist_events(batch, current_state=current_state,
+                                                expected_extremities=expected)
+
     async def close(self) -> None:
         await self.writer.close()
+        await self.committer.close()

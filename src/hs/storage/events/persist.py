@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -58,6 +58,17 @@ _SAME_ROOM_REDACTIONS = (
 
 class MissingStateError(ValueError):
     """An event in the DAG came without (resolvable) state before it."""
+
+
+class StaleExtremitiesError(Exception):
+    """A room's forward extremities were not the ones the caller built its batch on
+    (``expected_extremities``); nothing was written. The room pipeline builds on what it
+    remembers of a room's tip without reading the extremities first and lets the
+    transaction, which reads them anyway, confirm it."""
+
+    def __init__(self, room_id: str) -> None:
+        super().__init__(f"forward extremities of {room_id} changed")
+        self.room_id = room_id
 
 
 @dataclass(slots=True)
@@ -113,7 +124,10 @@ class EventPersister:
         self,
         batch: Sequence[EventToPersist],
         current_state: CurrentStateDeltas | None = None,
+        expected_extremities: Mapping[str, Collection[str]] | None = None,
     ) -> PersistOutcome:
+        """``expected_extremities``: per room, the forward extremities the batch was built
+        on; if they differ inside the transaction, ``StaleExtremitiesError`` is raised."""
         ids = [e.pdu.event_id for e in batch]
         if len(set(ids)) != len(ids):
             raise ValueError("an event appears twice in the batch")
@@ -142,7 +156,9 @@ class EventPersister:
             # Backfilled history gets negative positions: below every sync token.
             positions = [-next(backward) if e.backfilled else next(forward) for e in batch]
             txn = await stack.enter_async_context(self.db.transaction())
-            return await _BatchWriter(self, txn, batch, positions, current_state).run()
+            return await _BatchWriter(
+                self, txn, batch, positions, current_state, expected_extremities
+            ).run()
 
 
 class _BatchWriter:
@@ -155,8 +171,11 @@ class _BatchWriter:
         batch: Sequence[EventToPersist],
         positions: list[int],
         current_state: CurrentStateDeltas | None,
+        expected_extremities: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         self.p = persister
+        self.expected = expected_extremities or {}
+        self.extremities: dict[str, set[str]] = {}
         self.txn = txn
         self.batch = batch
         self.positions = positions
@@ -173,6 +192,11 @@ class _BatchWriter:
                 await self.txn.fetchval(
                     "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", "hs_room:" + room_id
                 )
+        # Read first (under the room locks): a stale expectation aborts before any write.
+        self.extremities = await self._read_extremities(rooms)
+        for room_id, expected in self.expected.items():
+            if self.extremities.get(room_id, set()) != set(expected):
+                raise StaleExtremitiesError(room_id)
         await self._triage()
         await self._assign_state_groups()
         await self._write_events()
@@ -393,17 +417,23 @@ class _BatchWriter:
                 auth,
             )
 
-    async def _update_extremities(self, rooms: list[str]) -> None:
-        txn = self.txn
+    async def _read_extremities(self, rooms: list[str]) -> dict[str, set[str]]:
         current: dict[str, set[str]] = {r: set() for r in rooms}
         for part in chunks(rooms):
-            rows = await txn.fetchall(
+            rows = await self.txn.fetchall(
                 "SELECT room_id, event_id FROM event_forward_extremities"
                 f" WHERE room_id IN ({qmarks(part)})",
                 *part,
             )
             for room_id, eid in rows:
                 current[room_id].add(eid)
+        return current
+
+    async def _update_extremities(self, rooms: list[str]) -> None:
+        """New extremities from those read at the start (nothing else writes the table
+        meanwhile: the room locks are held)."""
+        txn = self.txn
+        current = self.extremities
         by_room: dict[str, list[NewEvent]] = {}
         for it in self.items:
             pdu = it.ev.pdu
@@ -569,4 +599,10 @@ def _creator(pdu: PDU) -> str:
     return pdu.sender
 
 
-__all__ = ["CurrentStateDeltas", "EventPersister", "MissingStateError", "PersistOutcome"]
+__all__ = [
+    "CurrentStateDeltas",
+    "EventPersister",
+    "MissingStateError",
+    "PersistOutcome",
+    "StaleExtremitiesError",
+]

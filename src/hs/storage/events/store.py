@@ -13,7 +13,7 @@ The store is also a ``hs.core.state_res.store.StateResolutionStore`` (``get_even
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -88,13 +88,16 @@ class EventsStore(TimelineMixin):
         batch: Sequence[EventToPersist],
         *,
         current_state: CurrentStateDeltas | None = None,
+        expected_extremities: Mapping[str, Collection[str]] | None = None,
     ) -> list[PersistedEvent]:
         """Persist ``batch`` atomically; one ``PersistedEvent`` per input, in order.
 
         ``current_state``: per room, the current-state delta to apply instead of the
         default (the batch's accepted state events in order); see ``persist.py``.
+        ``expected_extremities``: per room, the forward extremities the batch was built
+        on; ``StaleExtremitiesError`` (nothing written) when they changed.
         """
-        outcome = await self._persister.persist(batch, current_state)
+        outcome = await self._persister.persist(batch, current_state, expected_extremities)
         self._cache.invalidate(outcome.redacted)
         for pdu, meta in outcome.written:
             self._cache.set(pdu.event_id, (pdu, meta))

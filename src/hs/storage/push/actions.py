@@ -10,6 +10,7 @@ lowers the counts without touching this table.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -64,21 +65,110 @@ _UNREAD = (
 )
 
 
+_ACTION_COLUMNS = ("user_id, room_id, stream_ordering, event_id, thread_id, notif, highlight,"
+                   " actions, ts")
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    """Mark a failure as seen: the caller may have been cancelled meanwhile."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _settle(fut: asyncio.Future[None], exc: BaseException | None) -> None:
+    if fut.done():
+        return
+    if exc is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(exc)
+
+
+def _highest_reads(reads: Sequence[tuple[str, str, str, int]]
+                   ) -> list[tuple[str, str, str, int]]:
+    """One row per (user, room, thread), the highest position: merged callers may name
+    the same key, and one statement must not upsert a row twice."""
+    best: dict[tuple[str, str, str], int] = {}
+    for user_id, room_id, thread_id, pos in reads:
+        key = (user_id, room_id, thread_id)
+        if pos > best.get(key, -1):
+            best[key] = pos
+    return [(*k, v) for k, v in best.items()]
+
+
 class PushActionsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: Calls waiting for the next write: (rows, sender reads, future).
+        self._pending: list[tuple[list[ActionRow], list[tuple[str, str, str, int]],
+                                  asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def add(self, rows: Sequence[ActionRow],
                   sender_reads: Sequence[tuple[str, str, str, int]] = ()) -> None:
         """Insert action rows and ``(user, room, thread, stream_ordering)`` sender read
-        positions in one transaction (a re-run for the same events is a no-op)."""
+        positions; returns once they are committed (a re-run for the same events is a
+        no-op). Calls made while a write is running are written together by the next
+        transaction (the rooms of one group commit add theirs at the same time), so a
+        busy server pays one transaction per round instead of one per room; a failed
+        shared write is retried call by call, so each caller gets its own outcome."""
         if not rows and not sender_reads:
             return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_consume)
+        self._pending.append((list(rows), list(sender_reads), fut))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        await asyncio.shield(fut)
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # let the other callers of this iteration join
+                work, self._pending = self._pending, []
+                try:
+                    await self._write([r for w in work for r in w[0]],
+                                      [s for w in work for s in w[1]])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    if len(work) == 1:
+                        _settle(work[0][2], exc)
+                        continue
+                    for one_rows, one_reads, fut in work:
+                        try:
+                            await self._write(one_rows, one_reads)
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as one_exc:
+                            _settle(fut, one_exc)
+                        else:
+                            _settle(fut, None)
+                    continue
+                for _, _, fut in work:
+                    _settle(fut, None)
+        finally:
+            self._writer = None
+            pending, self._pending = self._pending, []
+            for _, _, fut in pending:
+                _settle(fut, RuntimeError("push actions writer stopped"))
+
+    async def _write(self, rows: Sequence[ActionRow],
+                     sender_reads: Sequence[tuple[str, str, str, int]]) -> None:
+        """One transaction for both kinds of rows."""
         async with self.db.transaction() as txn:
-            if rows:
+            if rows and self.db.dialect == "postgres":
+                # One statement over column arrays: executemany would cost a protocol
+                # round of its own per row, and a busy room writes members x events rows.
+                await txn.execute(
+                    f"INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
+                    " SELECT * FROM unnest(?::TEXT[], ?::TEXT[], ?::BIGINT[], ?::TEXT[],"
+                    " ?::TEXT[], ?::SMALLINT[], ?::SMALLINT[], ?::TEXT[], ?::BIGINT[])"
+                    " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING",
+                    *(list(col) for col in zip(*rows, strict=True)))
+            elif rows:
                 await txn.executemany(
-                    "INSERT INTO event_push_actions (user_id, room_id, stream_ordering,"
-                    " event_id, thread_id, notif, highlight, actions, ts)"
+                    f"INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING", rows)
             if sender_reads:
@@ -88,7 +178,7 @@ class PushActionsStore:
                     " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE"
                     " SET stream_ordering = excluded.stream_ordering"
                     " WHERE push_sender_reads.stream_ordering < excluded.stream_ordering",
-                    list(sender_reads))
+                    _highest_reads(sender_reads))
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]
                             ) -> dict[str, dict[str, tuple[int, int]]]:
