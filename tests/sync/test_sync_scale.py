@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from tests.server.harness import running_server
 from tests.sync.helpers import bodies, new_user
 
@@ -67,8 +68,9 @@ async def test_event_persisted_during_compute_is_delivered_once(database_config,
         assert room not in third["rooms"].get("join", {})
 
 
+@pytest.mark.parametrize("shared", [True, False], ids=["shared-range", "own-range"])
 async def test_leave_during_compute_keeps_the_room_until_the_next_sync(database_config,
-                                                                        monkeypatch):
+                                                                        monkeypatch, shared):
     async with running_server(database_config) as hs:
         alice = await new_user(hs, "alice")
         bob = await new_user(hs, "bob")
@@ -76,16 +78,31 @@ async def test_leave_during_compute_keeps_the_room_until_the_next_sync(database_
         await bob.join(room)
         token = (await bob.sync())["next_batch"]
         await alice.send(room, "m1")
-        real = sync_handler.membership_changes
         left: list[bool] = []
 
-        async def racing(db: Any, user_id: str, since: int, upto: int) -> Any:
-            if user_id == bob.user_id and not left:
+        async def leave_once() -> None:
+            if not left:
                 left.append(True)
                 await bob.leave(room)  # commits after this sync read its bounds
-            return await real(db, user_id, since, upto)
 
-        monkeypatch.setattr(sync_handler, "membership_changes", racing)
+        if shared:  # short ranges: every user's changes in one read
+            real_all = sync_handler.all_membership_changes
+
+            async def racing_all(db: Any, since: int, upto: int) -> Any:
+                await leave_once()
+                return await real_all(db, since, upto)
+
+            monkeypatch.setattr(sync_handler, "all_membership_changes", racing_all)
+        else:
+            real = sync_handler.membership_changes
+
+            async def racing(db: Any, user_id: str, since: int, upto: int) -> Any:
+                if user_id == bob.user_id:
+                    await leave_once()
+                return await real(db, user_id, since, upto)
+
+            monkeypatch.setattr(sync_handler, "SHARED_RANGE", -1)
+            monkeypatch.setattr(sync_handler, "membership_changes", racing)
         hs.services.sync.user_rooms.invalidate(bob.user_id)
         first = await bob.sync(token)
         assert bodies(first, room) == ["m1"]

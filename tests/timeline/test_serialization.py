@@ -231,4 +231,6 @@ async def test_page_serialization_is_batched(database_config: DatabaseConfig) ->
             return calls
 
         small, large = await page_cost(5), await page_cost(40)
-        assert large == small, (small, large)
+        # Not more for 8x the events (fewer is fine: rows of immutable facts, such as a
+        # member event's membership, are cached after the first page).
+        assert 0 < large <= small, (small, large)

@@ -11,6 +11,7 @@ soft-failed events are never served.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,17 @@ from typing import Any
 from hs.core.events import redact
 from hs.core.pdu import PDU, StateKey
 from hs.handlers.filters import apply_event_fields
-from hs.storage.events import EventMeta, EventsStore
-from hs.storage.events.cache import LruCache
+from hs.storage.events import EventMeta, EventsStore, ThreadSummary
+from hs.storage.events.cache import Coalescer, LruCache
 from hs.storage.filters import ClientReadStore
 from hs.storage.state.store import StateStore
 
 REDACTION = "m.room.redaction"
 MEMBER = "m.room.member"
+
+
+#: Latest edits, thread summaries and references of a page of events.
+_Relations = tuple[dict[str, PDU], dict[str, ThreadSummary], dict[str, list[str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,8 @@ class ClientEventSerializer:
         self.reads = reads
         self.clock = clock
         self.entries = StateEntryLookup(events.state)
+        #: The relation reads of a page, shared by the requests one message wakes.
+        self._relation_reads: Coalescer[tuple[str, ...], _Relations] = Coalescer()
 
     async def serialize(
         self,
@@ -230,6 +237,14 @@ class ClientEventSerializer:
             out[eid] = prev
         return out
 
+    async def _read_relations(self, ids: list[str]) -> _Relations:
+        """The viewer-independent part: latest edits, thread summaries, references."""
+        upto = self.events.max_stream_ordering()
+        edits, threads, refs = await asyncio.gather(
+            self.events.get_latest_edits(ids), self.events.get_thread_summaries(ids),
+            self.reads.references(ids, upto))
+        return edits, threads, refs
+
     async def _aggregations(
         self, targets: list[PDU], viewer: Viewer | None
     ) -> dict[str, dict[str, Any]]:
@@ -238,10 +253,8 @@ class ClientEventSerializer:
         if not targets:
             return {}
         ids = [p.event_id for p in targets]
-        upto = self.events.max_stream_ordering()
-        edits = await self.events.get_latest_edits(ids)
-        threads = await self.events.get_thread_summaries(ids)
-        refs = await self.reads.references(ids, upto)
+        edits, threads, refs = await self._relation_reads.run(
+            tuple(ids), lambda: self._read_relations(ids))
         participated: set[str] = set()
         if viewer is not None and threads:
             senders = {p.event_id: p.sender for p in targets}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from hs.http.errors import MatrixError
 from hs.notifier import Notifier
 from hs.storage.e2e import E2EStore
+from hs.storage.events.cache import Coalescer, LruCache
 from hs.storage.streams import StreamIdGenerator
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,11 @@ class DeviceListHandler:
         self.store = store
         self.stream = stream
         self.notifier = notifier
+        #: (from, to) events range -> whether any membership changed in it. A completed
+        #: range never changes; the requests one message wakes all ask about the same
+        #: range, and a message-only range lets each skip its per-user query.
+        self._any_member_change: LruCache[tuple[int, int], bool] = LruCache(256)
+        self._member_reads: Coalescer[tuple[int, int], bool] = Coalescer()
         #: Turns a ``/sync`` ``next_batch`` into stream positions (replaceable by /sync).
         self.token_parser: Callable[[str], TokenPositions] = parse_sync_token
 
@@ -86,6 +92,8 @@ class DeviceListHandler:
         left: set[str] = set()
         if events_from is None or events_to is None or events_to <= events_from:
             return changed, left
+        if not await self._members_changed(events_from, events_to):
+            return changed, left
         latest: dict[tuple[str, str], str | None] = {}
         for change in await self.store.membership_changes(user_id, events_from, events_to):
             latest[(change.room_id, change.user_id)] = change.membership
@@ -106,6 +114,16 @@ class DeviceListHandler:
         changed |= (came & sharing) - {user_id}
         left = went - sharing - {user_id}
         return changed - left, left
+
+    async def _members_changed(self, events_from: int, events_to: int) -> bool:
+        """Whether any room's membership changed in ``(events_from, events_to]``."""
+        key = (events_from, events_to)
+        known = self._any_member_change.get(key)
+        if known is None:
+            known = await self._member_reads.run(
+                key, lambda: self.store.any_membership_change(events_from, events_to))
+            self._any_member_change.set(key, known)
+        return known
 
     async def changes_between_tokens(self, user_id: str, from_token: str, to_token: str
                                      ) -> tuple[set[str], set[str]]:

@@ -11,9 +11,9 @@ changed rooms; only those rooms are built. Streams that did not move since the t
 not queried at all.
 
 Long-polling: the waiter is registered on the notifier (keyed by the user's rooms and the
-user) *before* computing, so a write that lands after the bounds were read wakes it; an
-empty result waits and recomputes until the timeout, then answers the ``since`` token
-unchanged.
+user) *before* the bounds are read, so a write that lands after that wakes it; a token
+that already covers every stream waits without computing, an empty result waits and
+recomputes until the timeout, then answers the ``since`` token unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from hs.handlers.sync import extensions
 from hs.handlers.sync.caches import RecentTimelines, UserRoomsCache
 from hs.handlers.sync.queries import (
     MembershipChange,
+    all_membership_changes,
     changed_rooms,
     membership_at,
     membership_changes,
@@ -47,6 +48,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 #: Longest long-poll honoured (ms); clients ask for 30 s.
 MAX_TIMEOUT_MS = 5 * 60_000
+#: Events ranges up to this long read every user's membership changes at once (shared by
+#: the requests of one wake-up); longer ones ask for the one user's.
+SHARED_RANGE = 1000
 #: Rooms built at once (bounds concurrent database work of one initial sync).
 _PARALLEL_ROOMS = 8
 ROOM_MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
@@ -70,6 +74,9 @@ class SyncHandler:
         #: (since, upto) -> the query for rooms changed in that events range.
         self._changed: LruCache[tuple[int, int], asyncio.Future[dict[str, int]]] = LruCache(
             1024)
+        #: (since, upto) -> every user's membership changes in that short events range.
+        self._members: LruCache[tuple[int, int],
+                                asyncio.Future[dict[str, list[MembershipChange]]]] = LruCache(64)
         #: (user, device) -> to-device position already acknowledged (deleted up to).
         self._acked: dict[tuple[str, str], int] = {}
 
@@ -96,7 +103,7 @@ class SyncHandler:
         membership change happened after the cached position."""
         cached = self.user_rooms.get(user_id)
         low = since if cached is None else min(since, cached[0])
-        changes = await membership_changes(self.services.db, user_id, low, upto)
+        changes = await self._membership_changes(user_id, low, upto)
         if cached is not None and cached[0] <= upto and not any(
                 c.stream_ordering > cached[0] for c in changes):
             rooms = cached[1]
@@ -155,11 +162,17 @@ class SyncHandler:
         while True:
             rooms = await self.watched_rooms(user_id)
             with self.services.notifier.watch(rooms=rooms, users=[user_id]) as waiter:
-                body, empty = await self._compute(user_id, device_id, flt, since, False)
+                # A client that got everything comes straight back with its token: when
+                # no stream moved past it the answer is empty by construction, so wait
+                # without computing it (half the work of a busy long-polling population).
+                if not since.covers(self.upper_bounds()):
+                    body, empty = await self._compute(user_id, device_id, flt, since, False)
+                    if not empty:
+                        return body
                 remaining = deadline - loop.time()
-                if not empty or remaining <= 0:
-                    return body
-                if not await waiter.wait(remaining):
+                if remaining <= 0 or not await waiter.wait(remaining):
+                    # Timed out: the unchanged token, with the key counts of now.
+                    body, _ = await self._compute(user_id, device_id, flt, since, False)
                     return body
 
     # -- computing --------------------------------------------------------------------------
@@ -343,6 +356,27 @@ class SyncHandler:
             next_token = since
         body["next_batch"] = str(next_token)
         return body, empty
+
+    async def _membership_changes(self, user_id: str, since: int, upto: int
+                                  ) -> list[MembershipChange]:
+        """The user's membership events in ``(since, upto]``: from one read shared by
+        every request for the same short range (as ``_changed_rooms``)."""
+        if since >= upto:
+            return []
+        if upto - since > SHARED_RANGE:
+            return await membership_changes(self.services.db, user_id, since, upto)
+        key = (since, upto)
+        hit = self._members.get(key)
+        if hit is None:
+            hit = asyncio.ensure_future(all_membership_changes(self.services.db, since, upto))
+            self._members.set(key, hit)
+        try:
+            return list((await asyncio.shield(hit)).get(user_id, ()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._members.invalidate([key])
+            raise
 
     async def _changed_rooms(self, since: int, upto: int) -> set[str]:
         """Rooms with events in ``(since, upto]``, shared by concurrent requests: the range

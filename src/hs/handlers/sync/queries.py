@@ -42,6 +42,22 @@ async def membership_changes(db: Database, user_id: str, since: int, upto: int
     return [MembershipChange(r[0], r[1], r[2], int(r[3])) for r in rows]
 
 
+async def all_membership_changes(db: Database, since: int, upto: int
+                                 ) -> dict[str, list[MembershipChange]]:
+    """Every user's membership events in ``(since, upto]``, oldest first per user: one
+    read for all the long-pollers a write wakes (callers keep the range short)."""
+    if since >= upto:
+        return {}
+    rows = await db.fetchall(
+        "SELECT user_id, room_id, membership, event_id, stream_ordering FROM room_memberships"
+        " WHERE stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
+        since, upto)
+    out: dict[str, list[MembershipChange]] = {}
+    for r in rows:
+        out.setdefault(r[0], []).append(MembershipChange(r[1], r[2], r[3], int(r[4])))
+    return out
+
+
 async def membership_at(db: Database, user_id: str, room_id: str, upto: int
                         ) -> MembershipChange | None:
     """The user's latest membership event in the room at or before ``upto``."""
@@ -63,5 +79,5 @@ async def timeline_ids(db: Database, room_id: str, since: int, upto: int, limit:
     return [(int(r[0]), r[1]) for r in rows]
 
 
-__all__ = ["MembershipChange", "changed_rooms", "membership_at", "membership_changes",
-           "timeline_ids"]
+__all__ = ["MembershipChange", "all_membership_changes", "changed_rooms", "membership_at",
+           "membership_changes", "timeline_ids"]

@@ -57,6 +57,10 @@ class SyncToken:
         return SyncToken(*(min(getattr(self, f.name), getattr(upper, f.name))
                            for f in fields(self)))
 
+    def covers(self, upper: SyncToken) -> bool:
+        """Every position at least ``upper``'s: nothing happened after this token."""
+        return all(getattr(self, f.name) >= getattr(upper, f.name) for f in fields(self))
+
     def with_to_device(self, position: int) -> SyncToken:
         return replace(self, to_device=position)
 

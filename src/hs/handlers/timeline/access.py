@@ -96,20 +96,35 @@ async def filter_visible(store: EventsStore, lookup: StateEntryLookup,
     metas = await store.get_event_meta(ids)
     # The room from the metadata: a v12 create event has no ``room_id`` field.
     room_of = {e: m.room_id for e, m in metas.items()}
-    last_join = await _last_join_positions(store, set(room_of.values()), user_id)
 
-    def allowed_by(group: int, event: PDU) -> bool:
+    def facts(group: int) -> tuple[str, str | None]:
         hv_id = entries.get((group, keys[0]))
         mem_id = entries.get((group, keys[1]))
         member = found.get(mem_id) if mem_id else None
-        return _allowed(_visibility_of(found.get(hv_id) if hv_id else None),
-                        member.membership if member else None,
+        return (_visibility_of(found.get(hv_id) if hv_id else None),
+                member.membership if member else None)
+
+    def needs_join(group: int) -> bool:
+        visibility, membership = facts(group)
+        return visibility == "shared" and membership != "join"
+
+    # The user's join positions are only read for rooms where "shared" history decides
+    # (for a joined member the state alone does, which is the common case of /sync).
+    pairs = {e.event_id: groups[e.event_id] for e in events if e.event_id in groups}
+    deciding = {room_of.get(eid, "") for eid, (after, before) in pairs.items()
+                if needs_join(after) or (eid in special and needs_join(before))}
+    last_join = (await _last_join_positions(store, deciding - {""}, user_id)
+                 if deciding else {})
+
+    def allowed_by(group: int, event: PDU) -> bool:
+        visibility, membership = facts(group)
+        return _allowed(visibility, membership,
                         metas[event.event_id].stream_ordering if event.event_id in metas else 0,
                         last_join.get(room_of.get(event.event_id, "")))
 
     out = []
     for event in events:
-        pair = groups.get(event.event_id)
+        pair = pairs.get(event.event_id)
         if pair is None:
             continue
         if allowed_by(pair[0], event) or (

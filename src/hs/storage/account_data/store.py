@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from hs.storage.database import Database
+from hs.storage.events.cache import LruCache
 from hs.storage.streams import StreamIdGenerator
 
 JsonDict = dict[str, Any]
@@ -33,6 +34,11 @@ class AccountDataStore:
     def __init__(self, db: Database, stream: StreamIdGenerator) -> None:
         self.db = db
         self.stream = stream
+        #: (user, type) -> stored JSON text ("" when absent). Read on every timeline read
+        #: (``m.ignored_user_list``); only ``set_global_account_data`` changes it. Per
+        #: process: a worker split must drop entries from the stream's rows as well.
+        self._global: LruCache[tuple[str, str], str] = LruCache(20_000)
+        self._global_writes = 0
 
     # -- global -----------------------------------------------------------------------------
 
@@ -46,13 +52,21 @@ class AccountDataStore:
                 " stream_id = excluded.stream_id",
                 user_id, data_type, raw, pos,
             )
+        self._global_writes += 1
+        self._global.invalidate([(user_id, data_type)])
         return pos
 
     async def get_global_account_data(self, user_id: str, data_type: str) -> JsonDict | None:
-        raw = await self.db.fetchval(
-            "SELECT content FROM account_data WHERE user_id = ? AND type = ?", user_id, data_type
-        )
-        return None if raw is None else orjson.loads(raw)
+        key = (user_id, data_type)
+        raw = self._global.get(key)
+        if raw is None:
+            writes = self._global_writes
+            raw = await self.db.fetchval(
+                "SELECT content FROM account_data WHERE user_id = ? AND type = ?",
+                user_id, data_type) or ""
+            if writes == self._global_writes:
+                self._global.set(key, raw)
+        return orjson.loads(raw) if raw else None
 
     # -- per room ---------------------------------------------------------------------------
 

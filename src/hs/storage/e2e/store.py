@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from hs.storage.database import Database, Queryable, placeholders
+from hs.storage.events.cache import LruCache
 
 #: IN lists are split into chunks of this many values (SQLite's variable limit is 32766).
 _CHUNK = 500
@@ -70,6 +71,36 @@ Claimed = tuple[str, Any]
 class E2EStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: (user, device) -> (one-time key counts, unused fallback algorithms). Every
+        #: ``/sync`` answer carries both, so they are read per request; they change only
+        #: through this store's writes (upload, claim, device deletion), which drop the
+        #: entry. Per process: a worker split must also drop it on other workers' claims.
+        self._counts: LruCache[tuple[str, str], tuple[dict[str, int], list[str]]] = (
+            LruCache(50_000))
+        #: Bumped by every invalidation; a read that raced one is not cached.
+        self._count_writes = 0
+
+    def _forget_counts(self, keys: Iterable[tuple[str, str]]) -> None:
+        self._count_writes += 1
+        self._counts.invalidate(keys)
+
+    async def _key_counts(self, user_id: str, device_id: str
+                          ) -> tuple[dict[str, int], list[str]]:
+        key = (user_id, device_id)
+        hit = self._counts.get(key)
+        if hit is not None:
+            return hit
+        writes = self._count_writes
+        rows = await self.db.fetchall(
+            "SELECT algorithm, COUNT(*) FROM e2e_one_time_keys"
+            " WHERE user_id = ? AND device_id = ? GROUP BY algorithm", user_id, device_id)
+        fallback = await self.db.fetchall(
+            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ?"
+            " AND used = ? ORDER BY algorithm", user_id, device_id, False)
+        value = ({r[0]: int(r[1]) for r in rows}, [r[0] for r in fallback])
+        if writes == self._count_writes:
+            self._counts.set(key, value)
+        return value
 
     # -- device keys ------------------------------------------------------------------------
 
@@ -117,6 +148,13 @@ class E2EStore:
         - in that case nothing is written."""
         if not keys:
             return []
+        try:
+            return await self._add_one_time_keys(user_id, device_id, keys)
+        finally:
+            self._forget_counts([(user_id, device_id)])
+
+    async def _add_one_time_keys(self, user_id: str, device_id: str,
+                                 keys: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
         async with self.db.transaction() as txn:
             existing: dict[tuple[str, str], str] = {}
             for part in _chunks(list(keys), 300):
@@ -142,10 +180,7 @@ class E2EStore:
         return []
 
     async def count_one_time_keys(self, user_id: str, device_id: str) -> dict[str, int]:
-        rows = await self.db.fetchall(
-            "SELECT algorithm, COUNT(*) FROM e2e_one_time_keys"
-            " WHERE user_id = ? AND device_id = ? GROUP BY algorithm", user_id, device_id)
-        return {r[0]: int(r[1]) for r in rows}
+        return dict((await self._key_counts(user_id, device_id))[0])
 
     async def set_fallback_keys(self, user_id: str, device_id: str,
                                 keys: Sequence[tuple[str, str, str]]) -> None:
@@ -159,12 +194,10 @@ class E2EStore:
             " AND e2e_fallback_keys.key_json = excluded.key_json"
             " THEN e2e_fallback_keys.used ELSE excluded.used END",
             [(user_id, device_id, alg, kid, js, False) for alg, kid, js in keys])
+        self._forget_counts([(user_id, device_id)])
 
     async def unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
-        rows = await self.db.fetchall(
-            "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ?"
-            " AND used = ? ORDER BY algorithm", user_id, device_id, False)
-        return [r[0] for r in rows]
+        return list((await self._key_counts(user_id, device_id))[1])
 
     async def claim_keys(self, requests: Sequence[ClaimRequest]) -> dict[ClaimRequest, Claimed]:
         """One key per request: the oldest one-time key (deleted, so never handed out
@@ -176,6 +209,12 @@ class E2EStore:
         device is not served its fallback key while it still has one-time keys.
         """
         pending = list(dict.fromkeys(requests))
+        try:
+            return await self._claim(pending)
+        finally:
+            self._forget_counts({(u, d) for u, d, _ in pending})
+
+    async def _claim(self, pending: list[ClaimRequest]) -> dict[ClaimRequest, Claimed]:
         out: dict[ClaimRequest, Claimed] = {}
         for _attempt in range(10):
             if not pending:
@@ -287,6 +326,12 @@ class E2EStore:
 
     async def delete_devices(self, user_id: str, device_ids: Sequence[str]) -> None:
         """Forget every key of these devices and the signatures on or by them."""
+        try:
+            await self._delete_devices(user_id, device_ids)
+        finally:
+            self._forget_counts([(user_id, d) for d in device_ids])
+
+    async def _delete_devices(self, user_id: str, device_ids: Sequence[str]) -> None:
         async with self.db.transaction() as txn:
             for part in _chunks(list(device_ids)):
                 marks = placeholders(len(part))
@@ -347,6 +392,13 @@ class E2EStore:
             " ORDER BY d.stream_ordering",
             MEMBER, from_ordering, to_ordering, MEMBER, user_id)
         return [MembershipChange(r[0], r[1], r[2]) for r in rows]
+
+    async def any_membership_change(self, from_ordering: int, to_ordering: int) -> bool:
+        """Whether any room's membership state changed in the events range."""
+        row = await self.db.fetchone(
+            "SELECT 1 FROM current_state_delta_stream WHERE type = ? AND stream_ordering > ?"
+            " AND stream_ordering <= ? LIMIT 1", MEMBER, from_ordering, to_ordering)
+        return row is not None
 
     async def joined_members(self, room_ids: Collection[str]) -> set[str]:
         rooms = sorted(set(room_ids))

@@ -1,9 +1,12 @@
-"""A bounded LRU map: hot events and state groups are read far more often than written."""
+"""A bounded LRU map: hot events and state groups are read far more often than written;
+and a coalescer for identical reads issued at the same moment (one write wakes many
+long-polling requests that then ask the same questions)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -51,9 +54,39 @@ class LruCache(Generic[K, V]):
         return key in self._data
 
 
+class Coalescer(Generic[K, V]):
+    """Concurrent calls with the same key share one read while it is in flight; nothing
+    is kept after it completes, so a later call always reads afresh (no invalidation to
+    get wrong). A caller joining an in-flight read gets what that read sees, as if it
+    had arrived a moment earlier."""
+
+    __slots__ = ("_inflight", "joined")
+
+    def __init__(self) -> None:
+        self._inflight: dict[K, asyncio.Future[V]] = {}
+        #: Calls served by another call's read (for tests and metrics).
+        self.joined = 0
+
+    async def run(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(read())
+            self._inflight[key] = future
+
+            def _done(done: asyncio.Future[V], key: K = key) -> None:
+                if self._inflight.get(key) is done:
+                    del self._inflight[key]
+
+            future.add_done_callback(_done)
+        else:
+            self.joined += 1
+        # Shielded: one caller being cancelled must not cancel the read the others share.
+        return await asyncio.shield(future)
+
+
 def scaled(base: int, factor: float) -> int:
     """A cache size scaled by the configured factor (at least 1)."""
     return max(1, int(base * factor))
 
 
-__all__ = ["LruCache", "scaled"]
+__all__ = ["Coalescer", "LruCache", "scaled"]

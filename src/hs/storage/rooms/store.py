@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from hs.storage.database import Database, Queryable
 from hs.storage.events._util import chunks, qmarks
+from hs.storage.events.cache import LruCache
 from hs.storage.events.types import Member, RoomForUser, StateMap
 from hs.storage.rooms.writes import MEMBER
 from hs.storage.state.store import StateFilter, filter_state
@@ -44,6 +45,8 @@ class RoomsStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: member event -> its row: written once with the event, never changed.
+        self._by_event: LruCache[str, Member] = LruCache(20_000)
 
     # -- rooms and the directory ------------------------------------------------------------
 
@@ -215,16 +218,27 @@ class RoomsStore:
         self, event_ids: Collection[str], q: Queryable | None = None
     ) -> dict[str, Member]:
         """The membership rows of these m.room.member events (batched)."""
+        cacheable = q is None or q is self.db  # not rows a transaction may roll back
         q = q or self.db
         out: dict[str, Member] = {}
-        for part in chunks(list(set(event_ids))):
+        missing: list[str] = []
+        for event_id in set(event_ids):
+            hit = self._by_event.get(event_id) if cacheable else None
+            if hit is None:
+                missing.append(event_id)
+            else:
+                out[event_id] = hit
+        for part in chunks(missing):
             rows = await q.fetchall(
                 "SELECT event_id, user_id, membership, sender, displayname, avatar_url"
                 f" FROM room_memberships WHERE event_id IN ({qmarks(part)})",
                 *part,
             )
             for r in rows:
-                out[r[0]] = Member(r[1], r[2], r[0], r[3], r[4], r[5])
+                member = Member(r[1], r[2], r[0], r[3], r[4], r[5])
+                out[r[0]] = member
+                if cacheable:
+                    self._by_event.set(r[0], member)
         return out
 
     async def members_from_state(

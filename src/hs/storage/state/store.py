@@ -80,6 +80,11 @@ class StateStore:
         self.db = db
         self.snapshot_interval = snapshot_interval
         self._cache: LruCache[int, StateMap] = LruCache(scaled(500, cache_factor))
+        #: event -> (group after, group before): written once when the event is persisted
+        #: with state and never changed, so a hit is always true (misses are not cached:
+        #: an outlier may gain state later).
+        self._event_groups: LruCache[str, tuple[int, int]] = LruCache(
+            scaled(20_000, cache_factor))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -162,15 +167,27 @@ class StateStore:
         self, event_ids: Collection[str], q: Queryable | None = None
     ) -> dict[str, tuple[int, int]]:
         """``event_id -> (group after, group before)`` for events that have state."""
+        cacheable = q is None or q is self.db
         q = q or self.db
         out: dict[str, tuple[int, int]] = {}
-        for part in chunks(list(set(event_ids))):
+        missing: list[str] = []
+        for event_id in set(event_ids):
+            hit = self._event_groups.get(event_id) if cacheable else None
+            if hit is None:
+                missing.append(event_id)
+            else:
+                out[event_id] = hit
+        for part in chunks(missing):
             rows = await q.fetchall(
                 "SELECT event_id, state_group, state_group_before FROM event_to_state_group"
                 f" WHERE event_id IN ({qmarks(part)})",
                 *part,
             )
-            out.update({r[0]: (int(r[1]), int(r[2])) for r in rows})
+            found = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+            out.update(found)
+            if cacheable:  # an uncommitted transaction's rows could still roll back
+                for event_id, pair in found.items():
+                    self._event_groups.set(event_id, pair)
         return out
 
     async def get_state_ids_at(
