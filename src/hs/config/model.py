@@ -163,6 +163,9 @@ class HomeserverConfig:
     caches_global_factor: float = 0.5
     log_config: str | None = None
     log_level: str = "INFO"
+    #: Synapse's ``gc_thresholds``: CPython's three collector thresholds for the server
+    #: process (see ``hs.runtime``).
+    gc_thresholds: tuple[int, int, int] = (50_000, 20, 100)
     tls_certificate_path: str | None = None
     tls_private_key_path: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -259,6 +262,8 @@ def parse_config(data: Any, config_path: str | None = None) -> HomeserverConfig:
         opts["log_config"] = resolve(root.get("log_config", _existing_file, None))
     root.mark_seen("log_config")
     opts["log_level"] = root.get("log_level", _log_level, "INFO")
+    opts["gc_thresholds"] = root.get("gc_thresholds", _gc_thresholds, (50_000, 20, 100))
+    root.mark_seen("gc_min_interval")
     for key in ("tls_certificate_path", "tls_private_key_path"):
         if root.has(key):
             opts[key] = resolve(root.get(key, _existing_file, None))
@@ -288,6 +293,13 @@ def _room_version(value: Any) -> str:
     if not isinstance(value, str | int) or str(value) not in KNOWN_ROOM_VERSIONS:
         raise ValueError(f"unknown room version {value!r}; known: {', '.join(KNOWN_ROOM_VERSIONS)}")
     return str(value)
+
+
+def _gc_thresholds(value: Any) -> tuple[int, int, int]:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ValueError("must be a list of three integers, e.g. [50000, 20, 100]")
+    first, second, third = (v.as_int(x, minimum=1) for x in value)
+    return first, second, third
 
 
 def _log_level(value: Any) -> str:
