@@ -255,6 +255,36 @@ def test_twins_agree_on_power_levels(
         assert len(results) == 1
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    table=st.dictionaries(_user_key, _level_value, max_size=6),
+    edits=st.lists(st.tuples(st.integers(0, 7), st.one_of(st.none(), _level_value)), max_size=3),
+    sender=st.sampled_from([ALICE, BOB, CAROL]),
+    sender_level=st.integers(-1, 120),
+    rv=st.sampled_from(ALL_VERSIONS),
+)
+def test_twins_agree_on_edited_copies(
+    table: Any, edits: Any, sender: str, sender_level: int, rv: RoomVersion
+) -> None:
+    """New levels made by copying the old tables and editing a few entries (what clients
+    send): the same key and value objects at the same positions, then differences."""
+    new_table = dict(table)
+    keys = [*table, ALICE, BOB, CAROL, "@new:example.org", "not a user"]
+    for index, value in edits:
+        key = keys[index % len(keys)]
+        if value is None:
+            new_table.pop(key, None)
+        else:
+            new_table[key] = value
+    old = {"users": table, "events": dict(table)}
+    content = {"users": new_table, "events": {**table, **dict(list(new_table.items())[:1])}}
+    outcomes = [
+        _outcome(m.power_levels_violation, content, old, sender, sender_level, rv, frozenset())
+        for m in twins("power_levels")
+    ]
+    assert all(o == outcomes[0] for o in outcomes)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     user=_user_key,

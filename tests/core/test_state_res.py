@@ -262,6 +262,90 @@ def test_auth_chain_difference_matches_its_definition(
         assert graph.auth_chain_difference([list(s) for s in sets]) == expected
 
 
+def _fresh(text: str) -> str:
+    """An equal str that is another object than ``text`` (defeats identity lookups)."""
+    return "".join(list(text))
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_dags(), st.integers(1, 3), st.randoms(use_true_random=False))
+def test_auth_chain_difference_of_state_map_views(
+    dag: dict[str, Any], n_sets: int, rnd: Any
+) -> None:
+    """The resolver passes ``dict.values()`` views; the IDs in them may be the graph's own
+    objects, equal copies, or IDs the graph has never seen (leaves)."""
+    ids = [*dag["ids"], "$unknown"]
+    maps = []
+    for _ in range(n_sets):
+        chosen = [e for e in ids if rnd.random() < 0.4]
+        maps.append(
+            {("t", str(k)): e if rnd.random() < 0.5 else _fresh(e) for k, e in enumerate(chosen)}
+        )
+    sets = [set(m.values()) for m in maps]
+    reference = _state_sort_py.AuthGraph()
+    for e in dag["ids"]:
+        reference.add_event(e, dag["edges"][e])
+    chains = [s | reference.auth_chain(s) for s in sets]
+    expected = set().union(*chains) - set.intersection(*chains)
+    for m in _all_twins():
+        graph = m.AuthGraph()
+        for e in dag["ids"]:
+            graph.add_event(_fresh(e), [_fresh(a) for a in dag["edges"][e]])
+        assert graph.auth_chain_difference([x.values() for x in maps]) == expected
+        assert graph.auth_chain_difference([x.values() for x in maps]) == expected  # again
+        assert graph.auth_chain([e for x in maps for e in x.values()]) == reference.auth_chain(
+            [e for x in maps for e in x.values()]
+        )
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"$a", ("$a",)])
+def test_auth_chain_difference_rejects_non_str_ids_in_views(bad: object) -> None:
+    for m in _all_twins():
+        graph = m.AuthGraph()
+        graph.add_event("$a", [])
+        with pytest.raises(TypeError):
+            graph.auth_chain_difference([{1: "$a", 2: bad}.values(), {1: "$a"}.values()])
+        assert graph.auth_chain_difference([{1: "$a"}.values(), {}.values()]) == {"$a"}
+
+
+def test_auth_chain_difference_of_forked_views() -> None:
+    """Equal-sized maps (forks of one state) are walked in lockstep: same objects, equal
+    copies, different IDs and unknown IDs at the same positions all count as usual."""
+    for m in _all_twins():
+        graph = m.AuthGraph()
+        graph.add_event("$c", [])
+        graph.add_event("$p1", ["$c"])
+        graph.add_event("$p2", ["$p1"])
+        graph.add_event("$m", ["$c", "$p1"])
+        a = {"c": "$c", "p": "$p1", "m": "$m", "x": "$ghost"}
+        b = {"c": _fresh("$c"), "p": "$p2", "m": "$m", "x": "$ghost"}
+        c = {"c": "$c", "p": "$p2", "m": _fresh("$m"), "y": "$other"}
+        assert graph.auth_chain_difference([a.values(), b.values()]) == {"$p2"}
+        assert graph.auth_chain_difference([a.values(), b.values(), c.values()]) == {
+            "$p2",
+            "$ghost",
+            "$other",
+        }
+        with pytest.raises(TypeError):
+            graph.auth_chain_difference([a.values(), {**a, "m": 7}.values()])
+
+
+def test_auth_graph_identity_table_survives_growth() -> None:
+    """Thousands of IDs (the identity table is rehashed several times), looked up both as
+    the added objects and as equal copies."""
+    for m in _all_twins():
+        graph = m.AuthGraph()
+        ids = [f"$e{i}" for i in range(5000)]
+        for i, e in enumerate(ids):
+            graph.add_event(e, [ids[i - 1]] if i else [])
+        assert graph.auth_chain_difference([{0: ids[10]}.values(), {0: ids[5]}.values()]) == {
+            *ids[6:11]
+        }
+        copies = {k: _fresh(e) for k, e in enumerate(ids[:100])}
+        assert graph.auth_chain_difference([copies.values(), [ids[99]]]) == set()
+        assert len(graph) == 5000
+
+
 # ---- whole resolutions -----------------------------------------------------------------
 
 

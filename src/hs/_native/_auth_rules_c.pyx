@@ -10,8 +10,13 @@ v1-v2 redactions, subclassed or non-JSON values) go to the ``fallback`` (the ful
 so both twins agree by construction.
 """
 
-from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    # ``PyDict_GetItem`` without its save/restore of the error indicator (the keys here
+    # are hashable): NULL with no error set means "missing".
+    PyObject* _dict_find "PyDict_GetItemWithError"(object mp, object key) except? NULL
 
 from hs._native import _power_levels_c as _levels
 from hs._native import _power_levels_py as _levels_py
@@ -70,7 +75,7 @@ cdef inline dict _data(object pdu):
 
 cdef inline dict _content(dict data):
     """``PDU.content``: the dict, or ``{}`` for anything else; None for a dict subclass."""
-    cdef PyObject* found = PyDict_GetItem(data, "content")
+    cdef PyObject* found = _dict_find(data, "content")
     if found == NULL:
         return _NO_CONTENT
     if type(<object>found) is dict:
@@ -127,7 +132,7 @@ cdef class _State:
     cdef dict pl_content  # None: no power levels event
 
     cdef object membership(self, str user_id):
-        cdef PyObject* found = PyDict_GetItem(self.events, (MEMBER, user_id))
+        cdef PyObject* found = _dict_find(self.events, (MEMBER, user_id))
         cdef object value
         if found == NULL:
             return None
@@ -369,7 +374,7 @@ cdef int _membership(object event, dict data, str sender, object target, dict co
 
 cdef object _join_rule(_State state):
     """``AuthState.join_rule``: the rule if it is a str, else None."""
-    cdef PyObject* found = PyDict_GetItem(state.events, JOIN_RULES)
+    cdef PyObject* found = _dict_find(state.events, JOIN_RULES)
     cdef object content, rule
     if found == NULL:
         return None

@@ -7,8 +7,14 @@ v1-v9 shape checks) is handed to the pure twin, so both give identical results b
 construction. Every value is type-checked before it is read at C level.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Keys, PyDict_Next
+from cpython.dict cimport PyDict_Keys, PyDict_Next
 from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    # ``PyDict_GetItem`` without its save/restore of the error indicator (the keys here
+    # are hashable): NULL with no error set means "missing".
+    PyObject* _dict_find "PyDict_GetItemWithError"(object mp, object key) except? NULL
 from cpython.unicode cimport PyUnicode_GET_LENGTH
 
 
@@ -125,7 +131,7 @@ def is_valid_user_id(value):
 # ---- levels -----------------------------------------------------------------------------
 
 cdef inline object _dict_get(dict d, str key):
-    cdef PyObject* found = PyDict_GetItem(d, key)
+    cdef PyObject* found = _dict_find(d, key)
     return <object>found if found != NULL else None
 
 
@@ -159,7 +165,7 @@ cdef object _content_of(object event):
     cdef PyObject* found
     if data is None:
         return event.content
-    found = PyDict_GetItem(data, "content")
+    found = _dict_find(data, "content")
     if found != NULL and isinstance(<object>found, dict):
         return <object>found
     return {}
@@ -317,17 +323,33 @@ cdef object _table_violation(object old, object new, str name, object sender,
     cdef object before = _table(old, name), after = _table(new, name)
     cdef object key, old_level, new_level, reason
     cdef PyObject* found
+    cdef PyObject* before_key
+    cdef PyObject* before_value
+    cdef PyObject* after_key
+    cdef PyObject* after_value
+    cdef Py_ssize_t before_pos = 0, after_pos = 0, same = 0
     cdef list keys
     if type(before) is not dict or type(after) is not dict:
         return _slow_table_violation(before, after, name, sender, sender_level)
+    # New levels are usually the old table copied and edited: while both tables hold the
+    # very same str key and the very same int at the same position, the entry is
+    # unchanged (what the loops below would find) and is skipped without lookups.
+    while PyDict_Next(<dict>before, &before_pos, &before_key, &before_value):
+        if not PyDict_Next(<dict>after, &after_pos, &after_key, &after_value) \
+                or after_key != before_key or after_value != before_value \
+                or type(<object>before_key) is not str or type(<object>before_value) is not int:
+            break
+        same += 1
     keys = PyDict_Keys(before)  # a snapshot: parsing a stringy level runs Python code
     for key in keys:
         if type(key) is not str:
             return _slow_table_violation(before, after, name, sender, sender_level)
+    if same:
+        del keys[:same]
     for key in keys:
-        found = PyDict_GetItem(<dict>before, key)
+        found = _dict_find(<dict>before, key)
         old_level = _parse(<object>found) if found != NULL else None
-        found = PyDict_GetItem(<dict>after, key)
+        found = _dict_find(<dict>after, key)
         new_level = _parse(<object>found) if found != NULL else None
         if old_level is new_level and (old_level is None or type(old_level) is int):
             continue
@@ -335,11 +357,14 @@ cdef object _table_violation(object old, object new, str name, object sender,
             reason = _check(name, key, old_level, new_level, sender, sender_level)
             if reason is not None:
                 return reason
-    for key in PyDict_Keys(after):
+    keys = PyDict_Keys(after)
+    if same:
+        del keys[:same]  # the same keys as the first ``same`` of ``before``
+    for key in keys:
         if type(key) is not str:
             return _slow_table_violation(before, after, name, sender, sender_level)
-        if PyDict_GetItem(<dict>before, key) == NULL:
-            found = PyDict_GetItem(<dict>after, key)
+        if _dict_find(<dict>before, key) == NULL:
+            found = _dict_find(<dict>after, key)
             new_level = _parse(<object>found) if found != NULL else None
             if new_level is not None:
                 reason = _check(name, key, None, new_level, sender, sender_level)

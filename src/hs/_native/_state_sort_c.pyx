@@ -7,10 +7,28 @@ Every Python value is type-checked before it reaches C, so bad input raises
 ``TypeError``/``KeyError``/``StateSortError`` exactly where the pure twin does.
 """
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_Next
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
+
+
+cdef extern from "Python.h":
+    # ``PyDict_GetItem`` without its save/restore of the error indicator (the keys here
+    # are hashable): NULL with no error set means "missing".
+    PyObject* _dict_find "PyDict_GetItemWithError"(object mp, object key) except? NULL
+from libc.stdint cimport uintptr_t
 from libc.string cimport memset
+
+
+cdef extern from "Python.h":
+    # The object behind ``dict.values()`` (CPython's dict view layout, stable since 3.0):
+    # walking the dict it views reads the IDs in place, without copying them to a list.
+    ctypedef struct PyDictObject:
+        pass
+    ctypedef struct _PyDictViewObject:
+        PyDictObject* dv_dict
+
+cdef object _DICT_VALUES = type({}.values())
 
 from hs._native import _auth_rules_c as auth_rules  # the twins paired with this one
 from hs._native import _power_levels_c as power_levels
@@ -98,7 +116,7 @@ cdef int _judge(list sets, Py_ssize_t i, object key, object value, bint missing_
         first_value = _check_id(value)
         present = 1
     for j in range(i + 1, n):
-        found = PyDict_GetItem(<dict>sets[j], key)
+        found = _dict_find(<dict>sets[j], key)
         if found == NULL:
             continue
         present_in[j] += 1
@@ -174,10 +192,9 @@ def split_state(object state_sets, bint missing_is_conflict=True):
     pos = 0
     lockstep = n > 1
     while PyDict_Next(state, &pos, &key, &value):
-        k = <object>key
-        v = <object>value
         if lockstep:
-            same = type(v) is str
+            # Borrowed pointers only: nothing in this step runs Python code.
+            same = type(<object>value) is str
             for j in range(1, n):
                 step.data[j] = resume.data[j]
                 if not PyDict_Next(<dict>sets[j], &resume.data[j], &other_key, &other_value) \
@@ -193,6 +210,8 @@ def split_state(object state_sets, bint missing_is_conflict=True):
                 for j in range(1, n):
                     present_in.data[j] += 1
                 continue
+        k = <object>key
+        v = <object>value
         if not _judge(sets, 0, k, v, missing_is_conflict, unconflicted, conflicted,
                       present_in.data):
             dropped.append(k)
@@ -210,14 +229,14 @@ def split_state(object state_sets, bint missing_is_conflict=True):
             v = <object>value
             seen = False
             for j in range(i):
-                if PyDict_GetItem(<dict>sets[j], k) != NULL:
+                if _dict_find(<dict>sets[j], k) != NULL:
                     seen = True
                     break
             if seen:
                 continue
             if _judge(sets, i, k, v, missing_is_conflict, unconflicted, conflicted,
                       present_in.data):
-                if PyDict_GetItem(unconflicted, k) == NULL:
+                if _dict_find(unconflicted, k) == NULL:
                     unconflicted[k] = v
     return unconflicted, conflicted
 
@@ -236,6 +255,13 @@ cdef class AuthGraph:
     cdef int* _count            # node -> number of auth events
     cdef int* _edges            # all edge targets, each node's contiguous
     cdef unsigned int* _mark    # node -> stamp of the last walk that reached it
+    # Identity table: the address of each ID object held in ``_ids`` -> its node (open
+    # addressing). The objects are kept alive by ``_ids``, so an address cannot be reused
+    # while it is in the table; an equal ID that is another object misses and is looked
+    # up in ``_index`` instead. Saves hashing and touching the ID strings themselves.
+    cdef PyObject** _pkeys
+    cdef int* _pnodes
+    cdef Py_ssize_t _pmask      # table size - 1 (a power of two), 0 before the first add
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _ecap
     cdef Py_ssize_t _ne
@@ -249,6 +275,9 @@ cdef class AuthGraph:
         self._count = NULL
         self._edges = NULL
         self._mark = NULL
+        self._pkeys = NULL
+        self._pnodes = NULL
+        self._pmask = 0
         self._cap = 0
         self._ecap = 0
         self._ne = 0
@@ -260,9 +289,76 @@ cdef class AuthGraph:
         PyMem_Free(self._count)
         PyMem_Free(self._edges)
         PyMem_Free(self._mark)
+        PyMem_Free(self._pkeys)
+        PyMem_Free(self._pnodes)
+
+    cdef inline int _pfind(self, PyObject* obj) noexcept:
+        """The node of the ID object at address ``obj``, or -1 if it is not in the table."""
+        cdef uintptr_t h
+        cdef Py_ssize_t i
+        cdef PyObject* k
+        if self._pmask == 0:
+            return -1
+        h = (<uintptr_t>obj) >> 4
+        h ^= h >> 15
+        i = <Py_ssize_t>(h & <uintptr_t>self._pmask)
+        while True:
+            k = self._pkeys[i]
+            if k == obj:
+                return self._pnodes[i]
+            if k == NULL:
+                return -1
+            i = (i + 1) & self._pmask
+
+    cdef int _pinsert(self, PyObject* obj, int node) except -1:
+        """Add an ID object of ``_ids`` to the identity table (grown at half full)."""
+        cdef Py_ssize_t size = self._pmask + 1 if self._pmask else 0, i, new_size
+        cdef PyObject** old_keys = self._pkeys
+        cdef int* old_nodes = self._pnodes
+        cdef PyObject** keys
+        cdef int* nodes
+        if 2 * (len(self._ids) + 1) > size:
+            new_size = size * 2 if size else 1024
+            while 2 * (len(self._ids) + 1) > new_size:
+                new_size *= 2
+            keys = <PyObject**>PyMem_Malloc(new_size * sizeof(PyObject*))
+            nodes = <int*>PyMem_Malloc(new_size * sizeof(int))
+            if keys == NULL or nodes == NULL:
+                PyMem_Free(keys)
+                PyMem_Free(nodes)
+                raise MemoryError()
+            memset(keys, 0, new_size * sizeof(PyObject*))
+            self._pkeys = keys
+            self._pnodes = nodes
+            self._pmask = new_size - 1
+            for i in range(size):
+                if old_keys[i] != NULL:
+                    self._pput(old_keys[i], old_nodes[i])
+            PyMem_Free(old_keys)
+            PyMem_Free(old_nodes)
+        self._pput(obj, node)
+        return 0
+
+    cdef inline void _pput(self, PyObject* obj, int node) noexcept:
+        cdef uintptr_t h = (<uintptr_t>obj) >> 4
+        cdef Py_ssize_t i
+        h ^= h >> 15
+        i = <Py_ssize_t>(h & <uintptr_t>self._pmask)
+        while self._pkeys[i] != NULL:
+            i = (i + 1) & self._pmask
+        self._pkeys[i] = obj
+        self._pnodes[i] = node
+
+    cdef inline int _node(self, PyObject* obj) except -1:
+        """The node of the ID ``<object>obj`` (a borrowed reference), interning it if new;
+        ``TypeError`` unless it is a str."""
+        cdef int node = self._pfind(obj)
+        if node >= 0:
+            return node
+        return self._intern(_check_id(<object>obj))
 
     cdef int _intern(self, str event_id) except -1:
-        cdef PyObject* found = PyDict_GetItem(self._index, event_id)
+        cdef PyObject* found = _dict_find(self._index, event_id)
         cdef Py_ssize_t node, cap
         if found != NULL:
             return <int><object>found
@@ -282,6 +378,7 @@ cdef class AuthGraph:
         self._mark[node] = 0
         self._ids.append(event_id)
         self._index[event_id] = node
+        self._pinsert(<PyObject*>event_id, <int>node)
         return <int>node
 
     cdef unsigned int _new_stamp(self):
@@ -318,7 +415,7 @@ cdef class AuthGraph:
         cdef PyObject* found
         if type(event_id) is not str:
             return False
-        found = PyDict_GetItem(self._index, event_id)
+        found = _dict_find(self._index, event_id)
         return found != NULL and self._start[<int><object>found] != -1
 
     def __len__(self):
@@ -326,7 +423,7 @@ cdef class AuthGraph:
 
     def auth_event_ids(self, event_id):
         """The recorded auth events of ``event_id`` (empty for an unknown event)."""
-        cdef PyObject* found = PyDict_GetItem(self._index, _check_id(event_id))
+        cdef PyObject* found = _dict_find(self._index, _check_id(event_id))
         cdef int node, k
         if found == NULL:
             return ()
@@ -338,11 +435,73 @@ cdef class AuthGraph:
 
     cdef _IntBuf _intern_all(self, object event_ids, Py_ssize_t* n):
         """Intern ``event_ids`` (checking each is a str) into a fresh int array."""
-        cdef list ids = event_ids if type(event_ids) is list else list(event_ids)
-        cdef Py_ssize_t k, m = len(ids)
-        cdef _IntBuf buf = _IntBuf(m, False)
+        cdef list ids
+        cdef Py_ssize_t k, m
+        cdef _IntBuf buf
+        if type(event_ids) is _DICT_VALUES:
+            return self._intern_values(event_ids, n)
+        ids = event_ids if type(event_ids) is list else list(event_ids)
+        m = len(ids)
+        buf = _IntBuf(m, False)
         for k in range(m):
-            buf.data[k] = self._intern(_check_id(ids[k]))
+            # ``ids`` holds a reference to each item (only this loop reads the list).
+            buf.data[k] = self._node(<PyObject*>ids[k])
+        n[0] = m
+        return buf
+
+    cdef bint _intern_forks(self, list sets, list interned, list sizes) except -1:
+        """``_intern_all`` of each of several ``dict.values()`` views of equal size, walked
+        in lockstep: forks of one state hold the very same ID object at most positions,
+        and such a position is looked up once. False (nothing done) for other inputs."""
+        cdef Py_ssize_t n_sets = len(sets), i, k, m
+        cdef list maps = []
+        cdef PyObject* first
+        cdef PyObject* value
+        cdef int node
+        if n_sets < 2:
+            return False
+        for i in range(n_sets):
+            if type(sets[i]) is not _DICT_VALUES:
+                return False
+            maps.append(<dict><PyObject*>(<_PyDictViewObject*><PyObject*>sets[i]).dv_dict)
+        m = len(<dict>maps[0])
+        for i in range(1, n_sets):
+            if len(<dict>maps[i]) != m:
+                return False
+        cdef _PosBuf pos = _PosBuf(n_sets)
+        cdef list bufs = [_IntBuf(m, False) for i in range(n_sets)]
+        for k in range(m):
+            if not PyDict_Next(<dict>maps[0], &pos.data[0], NULL, &first):
+                raise RuntimeError("dictionary changed size during iteration")
+            # Borrowed: as in ``_intern_values``, nothing here can drop the reference.
+            node = self._node(first)
+            (<_IntBuf>bufs[0]).data[k] = node
+            for i in range(1, n_sets):
+                if not PyDict_Next(<dict>maps[i], &pos.data[i], NULL, &value):
+                    raise RuntimeError("dictionary changed size during iteration")
+                (<_IntBuf>bufs[i]).data[k] = node if value == first else self._node(value)
+        for i in range(n_sets):
+            if PyDict_Next(<dict>maps[i], &pos.data[i], NULL, &value):
+                raise RuntimeError("dictionary changed size during iteration")
+            interned.append(bufs[i])
+            sizes.append(m)
+        return True
+
+    cdef _IntBuf _intern_values(self, object view, Py_ssize_t* n):
+        """``_intern_all`` of a ``dict.values()`` view, read in place from its dict."""
+        cdef dict mapping = <dict><PyObject*>(<_PyDictViewObject*><PyObject*>view).dv_dict
+        cdef Py_ssize_t pos = 0, k = 0, m = len(mapping)
+        cdef PyObject* value
+        cdef _IntBuf buf = _IntBuf(m, False)
+        while PyDict_Next(mapping, &pos, NULL, &value):
+            if k >= m:
+                raise RuntimeError("dictionary changed size during iteration")
+            # Borrowed, but nothing below runs Python code that could drop it: a hit
+            # only reads the table, a miss type-checks it and takes a reference first.
+            buf.data[k] = self._node(value)
+            k += 1
+        if k != m:
+            raise RuntimeError("dictionary changed size during iteration")
         n[0] = m
         return buf
 
@@ -414,42 +573,17 @@ cdef class AuthGraph:
         """
         cdef list interned = []
         cdef list sizes = []
-        # Private copies: indexes below are unchecked, so no caller may resize them.
-        cdef list lists = [list(s) for s in state_sets]
-        cdef Py_ssize_t n_sets = len(lists), m = 0, n = 0, k, i, size, shortest
-        cdef object x
-        cdef bint same
+        cdef list sets = list(state_sets)
+        cdef Py_ssize_t n_sets = len(sets), m = 0, n = 0, k, i, size
         cdef int node
         if n_sets == 0:
             return set()
-        # The sets usually come from state maps of one room whose values sit at the same
-        # positions: an ID found at the same index of every list is interned once.
-        shortest = len(<list>lists[0])
-        for i in range(1, n_sets):
-            if len(<list>lists[i]) < shortest:
-                shortest = len(<list>lists[i])
-        for i in range(n_sets):
-            size = len(<list>lists[i])
-            interned.append(_IntBuf(size, False))
-            sizes.append(size)
-        for k in range(shortest):
-            x = (<list>lists[0])[k]
-            same = True
-            for i in range(1, n_sets):
-                if (<list>lists[i])[k] is not x:
-                    same = False
-                    break
-            if same:
-                node = self._intern(_check_id(x))
-                for i in range(n_sets):
-                    (<_IntBuf>interned[i]).data[k] = node
-            else:
-                for i in range(n_sets):
-                    (<_IntBuf>interned[i]).data[k] = self._intern(
-                        _check_id((<list>lists[i])[k]))
-        for i in range(n_sets):
-            for k in range(shortest, <Py_ssize_t>sizes[i]):
-                (<_IntBuf>interned[i]).data[k] = self._intern(_check_id((<list>lists[i])[k]))
+        # Each set is interned once, straight from a state map's values() view (no copy):
+        # the identity table answers for the ID objects the graph already holds.
+        if not self._intern_forks(sets, interned, sizes):
+            for i in range(n_sets):
+                interned.append(self._intern_all(sets[i], &size))
+                sizes.append(size)
         cdef Py_ssize_t total = len(self._ids)
         cdef _IntBuf counts = _IntBuf(total, True)
         cdef _IntBuf out = _IntBuf(total, False)
@@ -651,7 +785,7 @@ def reverse_topological_power_sort(event_ids, auth_edges, power, origin_ts):
         for a in auth_edges.get(ranked[i], ()):
             if type(a) is not str:
                 continue  # cannot be one of ``ids``
-            found = PyDict_GetItem(rank, a)
+            found = _dict_find(rank, a)
             if found != NULL and a not in unique:
                 unique.add(a)
                 p = <int><object>found
@@ -785,7 +919,7 @@ cdef inline object _get(object mapping, object key):
     """``mapping.get(key)``, without the method call for a plain dict."""
     cdef PyObject* found
     if type(mapping) is dict:
-        found = PyDict_GetItem(<dict>mapping, key)
+        found = _dict_find(<dict>mapping, key)
         return <object>found if found != NULL else None
     return mapping.get(key)
 
