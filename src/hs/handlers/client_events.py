@@ -98,7 +98,25 @@ class ClientEventSerializer:
         event_format: str = "client",
         state_facts: bool = True,
     ) -> list[dict[str, Any]]:
-        """Client-format dicts of ``pdus`` in order (rejected/soft-failed ones left out).
+        """Client-format dicts of ``pdus`` in order (rejected/soft-failed ones left out);
+        see ``serialize_pairs``."""
+        return [event for _, event in await self.serialize_pairs(
+            pdus, viewer, bundle=bundle, event_fields=event_fields, event_format=event_format,
+            state_facts=state_facts)]
+
+    async def serialize_pairs(
+        self,
+        pdus: Sequence[PDU],
+        viewer: Viewer | None,
+        *,
+        bundle: bool = True,
+        event_fields: Sequence[str] | None = None,
+        event_format: str = "client",
+        state_facts: bool = True,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(event ID, client-format dict)`` of ``pdus`` in order (rejected/soft-failed
+        ones left out): the ID tells callers that serialize several rooms' events in one
+        batch which event is which, whatever ``event_fields`` kept.
 
         ``state_facts=False`` is for whole state lists (``/state``, ``/members``), where
         nearly every event has its own state group and reading them all would cost a
@@ -138,7 +156,7 @@ class ClientEventSerializer:
                 [p for p, _ in kept if p.event_id not in redacted_by and not p.is_state()],
                 viewer)
 
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for pdu, meta in kept:
             eid = pdu.event_id
             data = pdu.data
@@ -165,7 +183,7 @@ class ClientEventSerializer:
                 unsigned["prev_sender"] = prev.sender
             if eid in relations:
                 unsigned["m.relations"] = relations[eid]
-            out.append(apply_event_fields(event, event_fields) if event_fields else event)
+            out.append((eid, apply_event_fields(event, event_fields) if event_fields else event))
         return out
 
     async def _redacted_because(

@@ -279,6 +279,8 @@ class SyncHandler:
         knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
         jobs: list[tuple[dict[str, Any], str, Awaitable[dict[str, Any] | None]]] = []
+        #: Joined rooms to build and their ``since`` (None: the whole room).
+        joins: list[tuple[str, int | None]] = []
 
         if initial:
             newly = {c.room_id for c in changes if c.membership == "join"}
@@ -286,8 +288,7 @@ class SyncHandler:
                 if not room_flt.allows_room(room_id):
                     continue
                 if membership == "join":
-                    since_room = None if room_id in newly else ev_since
-                    jobs.append((join, room_id, self.rooms.joined(req, room_id, since_room)))
+                    joins.append((room_id, None if room_id in newly else ev_since))
                 elif membership == "invite":
                     jobs.append((invite, room_id, self.rooms.invited(room_id, event_id,
                                                                      ignored)))
@@ -308,8 +309,7 @@ class SyncHandler:
                     continue
                 if rooms.get(room_id, ("",))[0] != "join":
                     continue
-                since_room = None if room_id in newly_joined else base.events
-                jobs.append((join, room_id, self.rooms.joined(req, room_id, since_room)))
+                joins.append((room_id, None if room_id in newly_joined else base.events))
             for room_id, change in latest.items():
                 if not room_flt.allows_room(room_id) or room_id in newly_joined:
                     continue
@@ -324,8 +324,10 @@ class SyncHandler:
                     jobs.append((leave, room_id, self.rooms.left(
                         req, room_id, base.events, change.stream_ordering)))
 
-        _, unread = await asyncio.gather(self._run(jobs), self._unread_counts(
-            user_id, [r for d, r, _ in jobs if d is join]))
+        _, built, unread = await asyncio.gather(
+            self._run(jobs), self.rooms.joined_many(req, joins),
+            self._unread_counts(user_id, [r for r, _ in joins]))
+        join.update(built)
         split = flt.room.timeline.unread_thread_notifications
         for room_id, entry in join.items():
             apply_unread(entry, unread.get(room_id) or {}, split)

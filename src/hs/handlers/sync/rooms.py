@@ -12,9 +12,10 @@ since every change is then in the timeline). With ``lazy_load_members`` the memb
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hs.core.pdu import PDU
 from hs.handlers.client_events import Viewer
@@ -33,6 +34,9 @@ DEFAULT_TIMELINE_LIMIT = 10
 STRIPPED_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic",
                   "m.room.join_rules", "m.room.canonical_alias", "m.room.encryption")
 MAX_HEROES = 5
+#: Rooms whose reads run at once (bounds the concurrent database work of one sync).
+PARALLEL_ROOMS = 8
+T = TypeVar("T")
 
 StateKey = tuple[str, str]
 
@@ -99,10 +103,10 @@ class RoomBuilder:
 
     # -- timeline ---------------------------------------------------------------------------
 
-    async def _timeline(self, req: SyncRequest, room_id: str, since: int, upto: int
-                        ) -> tuple[list[PDU], bool, int]:
-        """Visible timeline events of ``(since, upto]``, ``limited``, and the position just
-        before the first one (``prev_batch``)."""
+    async def _timeline_items(self, req: SyncRequest, room_id: str, since: int, upto: int
+                              ) -> tuple[list[PDU], bool, int]:
+        """Timeline events of ``(since, upto]`` before history visibility, ``limited``, and
+        the position just before the first one (``prev_batch``)."""
         flt: RoomEventFilter = req.flt.room.timeline
         limit = req.timeline_limit
         if not flt.allows_room(room_id):
@@ -119,8 +123,13 @@ class RoomBuilder:
             items = [(metas[p.event_id].stream_ordering, p) for p in reversed(pdus)
                      if p.event_id in metas]
         start = items[0][0] - 1 if items else upto
-        pdus = await self.services.timeline.visible([p for _, p in items], req.user_id)
-        return pdus, limited, start
+        return [p for _, p in items], limited, start
+
+    async def _timeline(self, req: SyncRequest, room_id: str, since: int, upto: int
+                        ) -> tuple[list[PDU], bool, int]:
+        """Visible timeline events of ``(since, upto]``, ``limited`` and ``prev_batch``."""
+        pdus, limited, start = await self._timeline_items(req, room_id, since, upto)
+        return await self.services.timeline.visible(pdus, req.user_id), limited, start
 
     # -- state ------------------------------------------------------------------------------
 
@@ -183,25 +192,39 @@ class RoomBuilder:
 
     async def summary(self, room_id: str, user_id: str) -> dict[str, Any]:
         """``m.heroes`` (others, joined or invited, by user ID) and the member counts."""
-        members = await self.events.get_members(room_id, ("join", "invite"))
-        joined = sum(1 for m in members.values() if m.membership == "join")
-        heroes = sorted(u for u in members if u != user_id)[:MAX_HEROES]
-        if not heroes:
-            left = await self.events.get_members(room_id, ("leave", "ban"))
-            heroes = sorted(u for u in left if u != user_id)[:MAX_HEROES]
-        return {"m.heroes": heroes, "m.joined_member_count": joined,
-                "m.invited_member_count": len(members) - joined}
+        return (await self.summaries([room_id], user_id))[room_id]
+
+    async def summaries(self, room_ids: list[str], user_id: str) -> dict[str, dict[str, Any]]:
+        """``summary`` of each room, from one read of the rooms' current members."""
+        members = await self.events.rooms.get_member_states(room_ids, ("join", "invite"))
+        out: dict[str, dict[str, Any]] = {}
+        for room_id in room_ids:
+            found = members.get(room_id, {})
+            joined = sum(1 for m in found.values() if m == "join")
+            heroes = sorted(u for u in found if u != user_id)[:MAX_HEROES]
+            if not heroes:
+                left = await self.events.get_members(room_id, ("leave", "ban"))
+                heroes = sorted(u for u in left if u != user_id)[:MAX_HEROES]
+            out[room_id] = {"m.heroes": heroes, "m.joined_member_count": joined,
+                            "m.invited_member_count": len(found) - joined}
+        return out
 
     # -- sections ---------------------------------------------------------------------------
 
     async def _serialize(self, req: SyncRequest, pdus: Iterable[PDU], *, state: bool
                          ) -> list[dict[str, Any]]:
+        return [e for _, e in await self._serialize_pairs(req, pdus, state=state)]
+
+    async def _serialize_pairs(self, req: SyncRequest, pdus: Iterable[PDU], *, state: bool
+                               ) -> list[tuple[str, dict[str, Any]]]:
         flt = req.flt
-        events = await self.services.timeline.serializer.serialize(
+        pairs = await self.services.timeline.serializer.serialize_pairs(
             list(pdus), req.viewer, bundle=not state, state_facts=not state,
             event_fields=flt.event_fields, event_format=flt.event_format)
         # The federation format is the PDU itself, room_id included.
-        return _strip_room_id(events) if flt.event_format == "client" else events
+        if flt.event_format == "client":
+            _strip_room_id([e for _, e in pairs])
+        return pairs
 
     def _room_account_data(self, req: SyncRequest, room_id: str) -> list[dict[str, Any]]:
         flt = req.flt.room.account_data
@@ -222,24 +245,65 @@ class RoomBuilder:
                      ) -> dict[str, Any] | None:
         """A ``rooms.join`` entry; None when an incremental sync has nothing for it.
         ``since`` None: the whole room (initial sync, full_state, newly joined)."""
-        timeline, limited, start = await self._timeline(req, room_id, since or 0, req.upto)
-        state = await self._state(req, room_id, timeline, limited, since, start, req.upto)
-        ephemeral = self._ephemeral(req, room_id)
-        account_data = self._room_account_data(req, room_id)
-        if since is not None and not req.full_state and not (
-                timeline or state or ephemeral or account_data or limited):
-            return None
-        entry: dict[str, Any] = {
-            "timeline": {"events": await self._serialize(req, timeline, state=False),
-                         "limited": limited, "prev_batch": f"s{start}"},
-            "state": {"events": await self._serialize(req, state, state=True)},
-            "ephemeral": {"events": ephemeral},
-            "account_data": {"events": account_data},
-        }
-        if since is None or req.full_state or any(p.type == MEMBER
-                                                  for p in (*timeline, *state)):
-            entry["summary"] = await self.summary(room_id, req.user_id)
-        return entry
+        return (await self.joined_many(req, [(room_id, since)])).get(room_id)
+
+    async def joined_many(self, req: SyncRequest, rooms: list[tuple[str, int | None]]
+                          ) -> dict[str, dict[str, Any]]:
+        """``rooms.join`` entries of many rooms, built in phases so each kind of read is
+        one batch for all of them (history visibility, event serialization with its
+        relations and transaction IDs, summaries) instead of one per room: an initial
+        sync of a user in hundreds of rooms costs a handful of queries per phase."""
+        sem = asyncio.Semaphore(PARALLEL_ROOMS)
+
+        async def bounded(job: Awaitable[T]) -> T:
+            async with sem:
+                return await job
+
+        raw = await asyncio.gather(*(bounded(self._timeline_items(req, r, since or 0, req.upto))
+                                     for r, since in rooms))
+        visible = {p.event_id for p in await self.services.timeline.visible(
+            [p for pdus, _, _ in raw for p in pdus], req.user_id)}
+        timelines = [([p for p in pdus if p.event_id in visible], limited, start)
+                     for pdus, limited, start in raw]
+        states = await asyncio.gather(*(
+            bounded(self._state(req, room_id, tl, limited, since, start, req.upto))
+            for (room_id, since), (tl, limited, start) in zip(rooms, timelines, strict=True)))
+
+        drafts: list[tuple[str, list[PDU], bool, int, list[PDU], list[dict[str, Any]],
+                           list[dict[str, Any]], bool]] = []
+        for (room_id, since), (tl, limited, start), state in zip(rooms, timelines, states,
+                                                                 strict=True):
+            ephemeral = self._ephemeral(req, room_id)
+            account_data = self._room_account_data(req, room_id)
+            if since is not None and not req.full_state and not (
+                    tl or state or ephemeral or account_data or limited):
+                continue
+            summary = since is None or req.full_state or any(
+                p.type == MEMBER for p in (*tl, *state))
+            drafts.append((room_id, tl, limited, start, state, ephemeral, account_data,
+                           summary))
+        if not drafts:
+            return {}
+        served_tl, served_state, summaries = await asyncio.gather(
+            self._serialize_pairs(req, [p for d in drafts for p in d[1]], state=False),
+            self._serialize_pairs(req, [p for d in drafts for p in d[4]], state=True),
+            self.summaries([d[0] for d in drafts if d[7]], req.user_id))
+        by_id = dict(served_tl)
+        by_id.update(served_state)
+        out: dict[str, dict[str, Any]] = {}
+        for room_id, tl, limited, start, state, ephemeral, account_data, summary in drafts:
+            entry: dict[str, Any] = {
+                "timeline": {"events": [by_id[p.event_id] for p in tl if p.event_id in by_id],
+                             "limited": limited, "prev_batch": f"s{start}"},
+                "state": {"events": [by_id[p.event_id] for p in state
+                                     if p.event_id in by_id]},
+                "ephemeral": {"events": ephemeral},
+                "account_data": {"events": account_data},
+            }
+            if summary:
+                entry["summary"] = summaries[room_id]
+            out[room_id] = entry
+        return out
 
     async def left(self, req: SyncRequest, room_id: str, since: int | None, leave_pos: int
                    ) -> dict[str, Any]:

@@ -97,12 +97,18 @@ async def filter_visible(store: EventsStore, lookup: StateEntryLookup,
     # The room from the metadata: a v12 create event has no ``room_id`` field.
     room_of = {e: m.room_id for e, m in metas.items()}
 
+    known: dict[int, tuple[str, str | None]] = {}
+
     def facts(group: int) -> tuple[str, str | None]:
-        hv_id = entries.get((group, keys[0]))
-        mem_id = entries.get((group, keys[1]))
-        member = found.get(mem_id) if mem_id else None
-        return (_visibility_of(found.get(hv_id) if hv_id else None),
-                member.membership if member else None)
+        # Messages do not change state, so a page's events share few groups.
+        hit = known.get(group)
+        if hit is None:
+            hv_id = entries.get((group, keys[0]))
+            mem_id = entries.get((group, keys[1]))
+            member = found.get(mem_id) if mem_id else None
+            hit = known[group] = (_visibility_of(found.get(hv_id) if hv_id else None),
+                                  member.membership if member else None)
+        return hit
 
     def needs_join(group: int) -> bool:
         visibility, membership = facts(group)
@@ -136,15 +142,6 @@ async def filter_visible(store: EventsStore, lookup: StateEntryLookup,
 
 async def _last_join_positions(store: EventsStore, room_ids: set[str], user_id: str
                                ) -> dict[str, int]:
-    """Per room, the stream position of the user's latest join (for ``shared``)."""
-    joins: dict[str, list[str]] = {}
-    for room_id in room_ids:
-        history = await store.rooms.get_membership_history(room_id, user_id)
-        joins[room_id] = [m.event_id for m in history if m.membership == "join"]
-    metas = await store.get_event_meta([e for ids in joins.values() for e in ids])
-    out: dict[str, int] = {}
-    for room_id, ids in joins.items():
-        positions = [metas[e].stream_ordering for e in ids if e in metas]
-        if positions:
-            out[room_id] = max(positions)
-    return out
+    """Per room, the stream position of the user's latest join (for ``shared``): one
+    read for all the rooms of a page or sync."""
+    return await store.rooms.last_join_positions(user_id, room_ids)

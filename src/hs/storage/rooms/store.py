@@ -196,6 +196,25 @@ class RoomsStore:
 
     # -- memberships ------------------------------------------------------------------------
 
+    async def get_member_states(
+        self, room_ids: Collection[str], memberships: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """``room -> user -> membership`` of the rooms' current members with one of
+        ``memberships`` (batched over rooms: /sync's summaries)."""
+        out: dict[str, dict[str, str]] = {}
+        if not memberships:
+            return out
+        for part in chunks(sorted(set(room_ids))):
+            rows = await self.db.fetchall(
+                "SELECT room_id, state_key, membership FROM current_state"
+                f" WHERE room_id IN ({qmarks(part)}) AND type = ?"
+                f" AND membership IN ({qmarks(memberships)})",
+                *part, MEMBER, *memberships,
+            )
+            for room_id, user_id, membership in rows:
+                out.setdefault(room_id, {})[user_id] = membership
+        return out
+
     async def get_members(
         self, room_id: str, memberships: Sequence[str] | None = None
     ) -> dict[str, Member]:
@@ -296,6 +315,20 @@ class RoomsStore:
             MEMBER, user_id, room_id,
         )
         return row is not None
+
+    async def last_join_positions(self, user_id: str, room_ids: Collection[str]
+                                  ) -> dict[str, int]:
+        """``room -> stream position`` of the user's latest join event in each room."""
+        out: dict[str, int] = {}
+        for part in chunks(sorted(set(room_ids))):
+            rows = await self.db.fetchall(
+                "SELECT room_id, MAX(stream_ordering) FROM room_memberships"
+                f" WHERE user_id = ? AND membership = 'join' AND room_id IN ({qmarks(part)})"
+                " GROUP BY room_id",
+                user_id, *part,
+            )
+            out.update({r[0]: int(r[1]) for r in rows if r[1] is not None})
+        return out
 
     async def get_membership_history(self, room_id: str, user_id: str) -> list[Member]:
         """Every membership event of the user in the room, oldest first."""
