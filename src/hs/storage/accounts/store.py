@@ -6,12 +6,18 @@ crash never leaves a user without a device, or a token without its device.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
 from hs.storage.database import Database, UniqueViolation
+from hs.storage.events.cache import LruCache
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class UserExistsError(Exception):
@@ -93,9 +99,35 @@ def _user(row: tuple[Any, ...]) -> UserRow:
     return UserRow(row[0], row[1], int(row[2]), bool(row[3]), bool(row[4]), bool(row[5]), row[6])
 
 
+def _drops_tokens(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """A write that can end a token's validity or change what it grants: the token cache
+    is emptied once it is done (committed or not)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        finally:
+            store = args[0]
+            assert isinstance(store, AccountStore)
+            store._forget_tokens()
+
+    return wrapper
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: token hash -> what it grants. Read on every authenticated request; every write
+        #: that deletes a token or changes its user's flags empties it (``_drops_tokens``),
+        #: and a read that raced such a write is not kept. Per process: a worker split
+        #: must also empty it on other workers' logouts.
+        self._tokens: LruCache[str, TokenInfo] = LruCache(50_000)
+        self._token_writes = 0
+
+    def _forget_tokens(self) -> None:
+        self._token_writes += 1
+        self._tokens.clear()
 
     # -- users ---------------------------------------------------------------------------
 
@@ -146,9 +178,11 @@ class AccountStore:
         await self.db.execute("UPDATE users SET password_hash = ? WHERE user_id = ?",
                               password_hash, user_id)
 
+    @_drops_tokens
     async def set_admin(self, user_id: str, admin: bool) -> None:
         await self.db.execute("UPDATE users SET admin = ? WHERE user_id = ?", int(admin), user_id)
 
+    @_drops_tokens
     async def deactivate_user(self, user_id: str) -> None:
         """Mark deactivated, drop the password, devices, tokens and profile in one go."""
         async with self.db.transaction() as txn:
@@ -196,6 +230,7 @@ class AccountStore:
             "UPDATE devices SET last_seen_ts = ?, last_seen_ip = ? WHERE user_id = ?"
             " AND device_id = ?", now_ms, ip, user_id, device_id)
 
+    @_drops_tokens
     async def delete_devices(self, user_id: str, device_ids: list[str]) -> None:
         """Delete devices with all their access and refresh tokens."""
         async with self.db.transaction() as txn:
@@ -204,6 +239,7 @@ class AccountStore:
                     await txn.execute(f"DELETE FROM {table} WHERE user_id = ? AND device_id = ?",
                                       user_id, device_id)
 
+    @_drops_tokens
     async def delete_device_tokens(self, user_id: str, device_id: str) -> None:
         """Invalidate a device's tokens but keep the device (login re-using a device ID)."""
         async with self.db.transaction() as txn:
@@ -222,6 +258,16 @@ class AccountStore:
             token_hash, user_id, device_id, now_ms, valid_until_ms, refresh_token_hash)
 
     async def get_access_token(self, token_hash: str) -> TokenInfo | None:
+        hit = self._tokens.get(token_hash)
+        if hit is not None:
+            return hit
+        writes = self._token_writes
+        info = await self._read_access_token(token_hash)
+        if info is not None and writes == self._token_writes:
+            self._tokens.set(token_hash, info)
+        return info
+
+    async def _read_access_token(self, token_hash: str) -> TokenInfo | None:
         row = await self.db.fetchone(
             "SELECT t.token_hash, t.user_id, t.device_id, t.valid_until_ms, t.refresh_token_hash,"
             " t.used, u.is_guest, u.admin, u.deactivated FROM access_tokens t"
@@ -231,6 +277,7 @@ class AccountStore:
         return TokenInfo(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]),
                          bool(row[7]), bool(row[8]))
 
+    @_drops_tokens
     async def mark_access_token_used(self, token_hash: str, refresh_token_hash: str) -> None:
         """First use of a refreshed token: the refresh token it replaced is now revoked."""
         async with self.db.transaction() as txn:
@@ -246,6 +293,7 @@ class AccountStore:
             await txn.execute("DELETE FROM access_tokens WHERE refresh_token_hash = ?", old_hash)
             await txn.execute("DELETE FROM refresh_tokens WHERE token_hash = ?", old_hash)
 
+    @_drops_tokens
     async def delete_access_token(self, token_hash: str) -> None:
         await self.db.execute("DELETE FROM access_tokens WHERE token_hash = ?", token_hash)
 
@@ -268,6 +316,7 @@ class AccountStore:
             " WHERE token_hash = ?", token_hash)
         return RefreshTokenRow(*row) if row else None
 
+    @_drops_tokens
     async def rotate_refresh_token(self, old: RefreshTokenRow, new_refresh_hash: str,
                                    new_access_hash: str, now_ms: int,
                                    refresh_expiry_ts: int | None,
