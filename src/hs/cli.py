@@ -171,14 +171,14 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
 
 
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    from argon2 import PasswordHasher
+    from hs.handlers.passwords import new_hasher
 
     password = args.password
     if password is None:
         password = getpass.getpass("Password: ")
         if password != getpass.getpass("Confirm password: "):
             raise CliError("passwords do not match")
-    print(PasswordHasher().hash(password))
+    print(new_hasher().hash(password))
     return 0
 
 
