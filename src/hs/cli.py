@@ -140,7 +140,7 @@ def _check_signing_key(config: HomeserverConfig) -> None:
 async def _serve(config: HomeserverConfig) -> None:
     from hs.app import Services, create_app
     from hs.http.server import serve
-    from hs.runtime import tune_gc
+    from hs.runtime import return_large_blocks, tune_gc
     from hs.storage.database import DatabaseError
 
     try:
@@ -150,6 +150,7 @@ async def _serve(config: HomeserverConfig) -> None:
     apps = [(listener, create_app(services, listener.resources, x_forwarded=listener.x_forwarded))
             for listener in config.listeners]
     tune_gc(config.gc_thresholds)
+    return_large_blocks()
     try:
         await serve(config, apps, services.close)  # closes the services on the way out
     except OSError as exc:

@@ -48,6 +48,7 @@ def test_synapse_shapes_parse():
         "max_upload_size": "10M", "refreshable_access_token_lifetime": "10m",
         "report_stats": False, "macaroon_secret_key": "x",
         "caches": {"global_factor": 1.0}, "presence": {"enabled": False},
+        "gc_thresholds": [700, 10, 10], "gc_min_interval": ["1s", "10s", "30s"],
     })
     assert config.database.dialect == "postgres" and config.database.pool_max == 7
     assert config.max_upload_size == 10 * 1024 * 1024
@@ -55,6 +56,7 @@ def test_synapse_shapes_parse():
     assert config.rate_limit("rc_message") is None
     assert config.presence_enabled is False
     assert config.listeners[0].x_forwarded
+    assert config.gc_thresholds == (700, 10, 10)
 
 
 def test_every_bad_key_is_named():
@@ -62,11 +64,12 @@ def test_every_bad_key_is_named():
         parse_config({"server_name": "bad name", "listeners": [{"port": "eighty"}],
                       "rc_login": {"address": {"per_second": "fast"}},
                       "database": {"name": "mysql"}, "default_room_version": "99",
-                      "max_upload_size": "lots", "ip_range_blacklist": ["not-a-net"]})
+                      "max_upload_size": "lots", "ip_range_blacklist": ["not-a-net"],
+                      "gc_thresholds": [1, 2]})
     keys = {key for key, _ in info.value.problems}
     assert keys == {"server_name", "listeners[0].port", "rc_login.address.per_second",
                     "database.name", "default_room_version", "max_upload_size",
-                    "ip_range_blacklist"}
+                    "ip_range_blacklist", "gc_thresholds"}
 
 
 def test_open_registration_needs_explicit_opt_in():
