@@ -143,7 +143,9 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, database_config):
     async def scenario() -> tuple[float, list[tuple[int, float]]]:
         async with aiohttp.ClientSession() as session:
             bodies = []
-            for i in range(8):
+            # Enough hashes (two at a time, a few ms each) to still be running when the
+            # signal arrives.
+            for i in range(40):
                 body = {"username": f"term{i}", "password": "pw"}
                 async with session.post(url, json=body) as resp:
                     body["auth"] = {"type": "m.login.dummy",
@@ -156,14 +158,14 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, database_config):
                     return resp.status, time.monotonic()
 
             tasks = [asyncio.ensure_future(finish(b)) for b in bodies]
-            await asyncio.sleep(0.3)  # all requests are now being handled
+            await asyncio.sleep(0.1)  # the requests are now being handled
             server.signal(signal.SIGTERM)
             signalled = time.monotonic()
             return signalled, await asyncio.gather(*tasks)
 
     try:
         signalled, results = asyncio.run(scenario())
-        assert [status for status, _ in results] == [200] * 8
+        assert [status for status, _ in results] == [200] * 40
         assert max(t for _, t in results) > signalled, "nothing was in flight at SIGTERM"
         assert server.wait(timeout=30) == 0
         assert "Shutdown complete" in server.output()
