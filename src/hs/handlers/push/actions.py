@@ -6,11 +6,15 @@ sender)").
 Per batch: one members read (joined members with their display names), the current power
 levels, the recipients' compiled rules (cached by (user, rules version)). Per event: one
 ``flatten_event``; per (event, recipient): one native ``evaluate_result`` with a
-``PushContext`` shared by recipients of the same display name. Rows for the events that
-notify or highlight are written with one batched insert, together with the senders' own
-read positions (sending an event marks what precedes it as read). It runs before the
-pipeline wakes /sync, so the new counts appear in the same response as the event
-(spec: "MUST appear in the same /sync response as the event itself").
+``PushContext`` shared by recipients of the same display name.
+
+What is written is O(1) per typical event, whatever the room size: the event's most
+common outcome as one default row, rows only for the recipients whose outcome differs
+(``outcomes``), and the batch's local member set, which the default rows of the batch's
+events cover (stored as spans, rewritten only when it changed). The senders' own read
+positions go in the same batched write (sending an event marks what precedes it as read).
+It runs before the pipeline wakes /sync, so the new counts appear in the same response as
+the event (spec: "MUST appear in the same /sync response as the event itself").
 """
 
 from __future__ import annotations
@@ -20,15 +24,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from hs.core.pdu import PDU
 from hs.core.power_levels import user_power_level
-from hs.core.push_rules import EvaluationResult, PushContext, evaluate_result, flatten_event
+from hs.core.push_rules import PushContext, evaluate_result, flatten_event
+from hs.handlers.push.outcomes import NOTHING, Outcome, OutcomeCodec, split
 from hs.handlers.push.rules import PushRulesHandler
 from hs.storage.events import EventsStore
 from hs.storage.events.types import EventToPersist, PersistedEvent
-from hs.storage.push import MAIN_THREAD, ActionRow, PushActionsStore
+from hs.storage.push import MAIN_THREAD, ActionRow, DefaultRow, PushActionsStore
+from hs.storage.push.member_spans import member_set
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ MAX_THREAD_HOPS = 3
 _EVENT_KEYS = ("type", "sender", "room_id", "state_key", "content", "redacts")
 #: PushContext takes an int; v12 room creators have infinite power.
 _MAX_LEVEL = 2**53 - 1
+#: One evaluated event: (pdu, stream ordering, (user, outcome) of the joined members but
+#: the sender, (user, outcome) of recipients that are not joined: a local invitee).
+Evaluated = tuple[PDU, int, list[tuple[str, Outcome]], list[tuple[str, Outcome]]]
 
 
 def _relation(content: Any) -> tuple[str | None, str | None]:
@@ -97,18 +104,23 @@ class PushActionsHandler:
                    and isinstance(p.state_key, str) and p.state_key.endswith(self.suffix)
                    and p.state_key not in members}
         rows: list[ActionRow] = []
+        defaults: list[DefaultRow] = []
         senders = {p.sender for p, _ in todo}
         if invited or any(u not in senders for u in joined) or len(senders) > 1:
-            rows = await self._evaluate(room_id, todo, members, joined, invited)
+            defaults, rows = await self._evaluate(room_id, todo, members, joined, invited)
         for pdu, pos in todo:
             if pdu.sender.endswith(self.suffix):
                 key = (pdu.sender, room_id, await self.thread_of(pdu))
                 sender_reads[key] = max(sender_reads.get(key, 0), pos)
-        await self.store.add(rows, [(*k, v) for k, v in sender_reads.items()])
+        # The default rows of this batch cover exactly ``joined`` (the set every event of
+        # the batch was evaluated for), from the batch's first position on.
+        covered = member_set(room_id, min(pos for _, pos in todo), joined)
+        await self.store.add(rows, [(*k, v) for k, v in sender_reads.items()],
+                             defaults=defaults, members=[covered])
 
     async def _evaluate(self, room_id: str, todo: list[tuple[PDU, int]],
                         members: Mapping[str, Any], joined: list[str], invited: set[str]
-                        ) -> list[ActionRow]:
+                        ) -> tuple[list[DefaultRow], list[ActionRow]]:
         compiled = await self.rules.compiled_for([*joined, *invited])
         state_ids = await self.events.get_current_state_ids(room_id, [CREATE, POWER_LEVELS])
         state = await self.events.get_events(list(state_ids.values()))
@@ -119,7 +131,8 @@ class PushActionsHandler:
         count = len(members)
         started = time.perf_counter()
         evaluations = 0
-        pending: list[tuple[PDU, int, list[tuple[str, EvaluationResult]]]] = []
+        codec = OutcomeCodec()
+        pending: list[Evaluated] = []
         #: Per sender level: (user, compiled rules, context) of every joined recipient.
         #: Contexts differ only by display name and sender level: shared across the batch.
         contexts: dict[tuple[int, str | None], PushContext] = {}
@@ -142,41 +155,43 @@ class PushActionsHandler:
                 recipients = targets[sender_level] = [
                     (u, compiled[u], context(sender_level, members[u].displayname))
                     for u in joined]
+            extra: list[tuple[str, Outcome]] = []
             if pdu.type == "m.room.member" and pdu.state_key in invited:
-                recipients = [*recipients, (pdu.state_key, compiled[pdu.state_key],
-                                            context(sender_level, None))]
-            hits: list[tuple[str, EvaluationResult]] = []
+                invitee = pdu.state_key
+                result = evaluate_result(compiled[invitee], flat, context(sender_level, None))
+                evaluations += 1
+                extra.append((invitee, codec.outcome(result)))
+            outs: list[tuple[str, Outcome]] = []
             sender = pdu.sender
             for user_id, rules, ctx in recipients:
                 if user_id == sender:
                     continue
-                result = evaluate_result(rules, flat, ctx)
-                evaluations += 1
-                if result is not None and (result.notify or result.highlight):
-                    hits.append((user_id, result))
-            if hits:
-                pending.append((pdu, pos, hits))
+                outs.append((user_id, codec.outcome(evaluate_result(rules, flat, ctx))))
+            evaluations += len(outs)
+            pending.append((pdu, pos, outs, extra))
         self.evaluations += evaluations
         self.eval_seconds += time.perf_counter() - started
+        return await self._rows(room_id, pending)
+
+    async def _rows(self, room_id: str, pending: Sequence[Evaluated]
+                    ) -> tuple[list[DefaultRow], list[ActionRow]]:
+        """Default and exception rows of evaluated events (``outcomes.split``)."""
         now = self.clock()
+        defaults: list[DefaultRow] = []
         rows: list[ActionRow] = []
-        #: Per rule result (results are shared per compiled rule): the row's constant
-        #: columns, the actions JSON encoded once.
-        encoded: dict[int, tuple[EvaluationResult, int, int, str]] = {}
-        for pdu, pos, hits in pending:
+        for pdu, pos, outs, extra in pending:
+            default, exceptions = split(outs, extra)
+            if default == NOTHING and not exceptions:
+                continue
             thread_id = await self.thread_of(pdu)
             event_id = pdu.event_id
-            for user_id, result in hits:
-                entry = encoded.get(id(result))
-                if entry is None:
-                    entry = (result, int(result.notify), int(result.highlight),
-                             orjson.dumps(list(result.actions)).decode())
-                    encoded[id(result)] = entry
-                # Plain tuples in ActionRow's column order (no NamedTuple constructor
-                # per row: a busy room writes members x events of them).
-                rows.append((user_id, room_id, pos, event_id, thread_id,  # type: ignore[arg-type]
-                             entry[1], entry[2], entry[3], now))
-        return rows
+            if default != NOTHING:
+                defaults.append(DefaultRow(pos, room_id, event_id, thread_id, pdu.sender,
+                                           *default, now))
+            # Plain tuples in ActionRow's column order (no NamedTuple constructor per row).
+            rows += [(user_id, room_id, pos, event_id, thread_id,  # type: ignore[misc]
+                      *out, now) for user_id, out in exceptions]
+        return defaults, rows
 
 
 __all__ = ["PushActionsHandler"]

@@ -4,6 +4,7 @@ actions and the unread counts built on them, and pushers."""
 from hs.storage.push.actions import (
     MAIN_THREAD,
     ActionRow,
+    DefaultRow,
     NotificationRow,
     PushActionsStore,
 )
@@ -13,6 +14,7 @@ from hs.storage.push.rules import PushRulesStore, RuleNotFound, StoredRules
 __all__ = [
     "MAIN_THREAD",
     "ActionRow",
+    "DefaultRow",
     "NotificationRow",
     "PushActionsStore",
     "PushRulesStore",

@@ -1,35 +1,46 @@
-"""Event push actions: which events notify/highlight which local users, and the unread
+"""Event push actions: which events notify or highlight which local users, and the unread
 counts and notification lists derived from them.
+
+Storage is per event, not per (event, member): a busy room's message would otherwise write
+one row per member. For each evaluated event the hook stores the most common outcome of
+its recipients as ONE ``event_push_defaults`` row (only when that outcome notifies or
+highlights) and, in ``event_push_actions``, a row for each recipient whose outcome differs
+(a mention, a muted room, custom rules; ``notif = highlight = 0`` rows only hide the
+default). Which users a default covers is recorded as membership spans
+(``hs.storage.push.member_spans``); how reads combine the three tables is in
+``hs.storage.push.unread_sql``.
 
 Counts are computed at read time against the user's latest ``m.read``/``m.read.private``
 receipt (spec "Marking notifications as read": the one further ahead wins) for the event's
 thread or the unthreaded receipt, and against the user's own latest event in that thread
 (sending an event also marks what precedes it as read). A receipt that advances therefore
-lowers the counts without touching this table.
+lowers the counts without touching these tables.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import orjson
 
-from hs.storage.database import Database
+from hs.storage.database import Database, Transaction
 from hs.storage.events._util import chunks, qmarks
+from hs.storage.push.member_spans import MemberSet, apply_member_sets, changed_check_pg
+from hs.storage.push.unread_sql import READ_RECEIPT_TYPES, notifications_sql, unread_counts_sql
 
 #: ``thread_id`` of events on the main timeline (the receipts' name for it too).
 MAIN_THREAD = "main"
 #: ``receipts.thread_id`` of an unthreaded receipt.
 UNTHREADED = ""
-READ_RECEIPT_TYPES = ("m.read", "m.read.private")
 
 
 class ActionRow(NamedTuple):
-    """One (user, event) whose actions notify or highlight, in column order (a tuple, so
-    thousands per event cost little to build and go to ``executemany`` as they are)."""
+    """One (user, event) whose outcome is not the event's default (or an event without a
+    default row), in column order. ``notify = highlight = 0`` means "nothing" for that
+    user: the row then only hides the default."""
 
     user_id: str
     room_id: str
@@ -39,6 +50,20 @@ class ActionRow(NamedTuple):
     notify: int  # 0/1
     highlight: int  # 0/1
     actions: str  # JSON text, shared between the rows of one rule result
+    ts: int
+
+
+class DefaultRow(NamedTuple):
+    """One event's most common outcome, which notifies or highlights, in column order."""
+
+    stream_ordering: int
+    room_id: str
+    event_id: str
+    thread_id: str
+    sender: str
+    notify: int  # 0/1
+    highlight: int  # 0/1
+    actions: str
     ts: int
 
 
@@ -53,20 +78,26 @@ class NotificationRow:
     ts: int
 
 
-#: Counts are only "after the read position" rows: compare with the receipts and with the
-#: user's own latest event in the same thread (or the unthreaded receipt).
-_UNREAD = (
-    " a.stream_ordering > COALESCE((SELECT MAX(r.event_stream_ordering) FROM receipts r"
-    " WHERE r.room_id = a.room_id AND r.user_id = a.user_id AND r.receipt_type IN (?, ?)"
-    " AND r.thread_id IN ('', a.thread_id)), 0)"
-    " AND a.stream_ordering > COALESCE((SELECT s.stream_ordering FROM push_sender_reads s"
-    " WHERE s.user_id = a.user_id AND s.room_id = a.room_id"
-    " AND s.thread_id = a.thread_id), 0)"
-)
+@dataclass(slots=True)
+class _Call:
+    """One ``add`` call waiting for the writer."""
+
+    rows: list[ActionRow]
+    reads: list[tuple[str, str, str, int]]
+    defaults: list[DefaultRow]
+    members: list[MemberSet]
+    fut: asyncio.Future[None] = field(repr=False)
 
 
 _ACTION_COLUMNS = ("user_id, room_id, stream_ordering, event_id, thread_id, notif, highlight,"
                    " actions, ts")
+_DEFAULT_COLUMNS = ("stream_ordering, room_id, event_id, thread_id, sender, notif, highlight,"
+                    " actions, ts")
+#: PostgreSQL array types of the columns, for unnest inserts.
+_ACTION_TYPES = ("TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "SMALLINT", "SMALLINT", "TEXT",
+                 "BIGINT")
+_DEFAULT_TYPES = ("BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "SMALLINT", "SMALLINT", "TEXT",
+                  "BIGINT")
 
 
 def _consume(fut: asyncio.Future[None]) -> None:
@@ -99,24 +130,28 @@ def _highest_reads(reads: Sequence[tuple[str, str, str, int]]
 class PushActionsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: Calls waiting for the next write: (rows, sender reads, future).
-        self._pending: list[tuple[list[ActionRow], list[tuple[str, str, str, int]],
-                                  asyncio.Future[None]]] = []
+        #: Calls waiting for the next write.
+        self._pending: list[_Call] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def add(self, rows: Sequence[ActionRow],
-                  sender_reads: Sequence[tuple[str, str, str, int]] = ()) -> None:
-        """Insert action rows and ``(user, room, thread, stream_ordering)`` sender read
-        positions; returns once they are committed (a re-run for the same events is a
-        no-op). Calls made while a write is running are written together by the next
-        transaction (the rooms of one group commit add theirs at the same time), so a
-        busy server pays one transaction per round instead of one per room; a failed
-        shared write is retried call by call, so each caller gets its own outcome."""
-        if not rows and not sender_reads:
+                  sender_reads: Sequence[tuple[str, str, str, int]] = (), *,
+                  defaults: Sequence[DefaultRow] = (),
+                  members: Sequence[MemberSet] = ()) -> None:
+        """Write exception rows, ``(user, room, thread, stream_ordering)`` sender read
+        positions, default rows and the rooms' member sets (applied before the rows of
+        the same call; see ``member_spans``); returns once they are committed (a re-run
+        for the same events is a no-op). Calls made while a write is running are written
+        together by the next transaction (the rooms of one group commit add theirs at the
+        same time), so a busy server pays one transaction per round instead of one per
+        room; a failed shared write is retried call by call, so each caller gets its own
+        outcome."""
+        if not rows and not sender_reads and not defaults and not members:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
-        self._pending.append((list(rows), list(sender_reads), fut))
+        self._pending.append(_Call(list(rows), list(sender_reads), list(defaults),
+                                   list(members), fut))
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
         await asyncio.shield(fut)
@@ -127,89 +162,109 @@ class PushActionsStore:
                 await asyncio.sleep(0)  # let the other callers of this iteration join
                 work, self._pending = self._pending, []
                 try:
-                    await self._write([r for w in work for r in w[0]],
-                                      [s for w in work for s in w[1]])
+                    await self._write(work)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     if len(work) == 1:
-                        _settle(work[0][2], exc)
+                        _settle(work[0].fut, exc)
                         continue
-                    for one_rows, one_reads, fut in work:
+                    for call in work:
                         try:
-                            await self._write(one_rows, one_reads)
+                            await self._write([call])
                         except asyncio.CancelledError:
                             raise
                         except Exception as one_exc:
-                            _settle(fut, one_exc)
+                            _settle(call.fut, one_exc)
                         else:
-                            _settle(fut, None)
+                            _settle(call.fut, None)
                     continue
-                for _, _, fut in work:
-                    _settle(fut, None)
+                for call in work:
+                    _settle(call.fut, None)
         finally:
             self._writer = None
             pending, self._pending = self._pending, []
-            for _, _, fut in pending:
-                _settle(fut, RuntimeError("push actions writer stopped"))
+            for call in pending:
+                _settle(call.fut, RuntimeError("push actions writer stopped"))
 
-    async def _write(self, rows: Sequence[ActionRow],
-                     sender_reads: Sequence[tuple[str, str, str, int]]) -> None:
-        """One transaction for both kinds of rows."""
+    async def _write(self, work: Sequence[_Call]) -> None:
+        """One transaction for every kind of row of ``work``."""
+        rows = [r for c in work for r in c.rows]
+        defaults = [d for c in work for d in c.defaults]
+        reads = [s for c in work for s in c.reads]
+        sets = [m for c in work for m in c.members]
         async with self.db.transaction() as txn:
-            if rows and self.db.dialect == "postgres":
-                # One statement over column arrays: executemany would cost a protocol
-                # round of its own per row, and a busy room writes members x events rows.
-                await txn.execute(
-                    f"INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
-                    " SELECT * FROM unnest(?::TEXT[], ?::TEXT[], ?::BIGINT[], ?::TEXT[],"
-                    " ?::TEXT[], ?::SMALLINT[], ?::SMALLINT[], ?::TEXT[], ?::BIGINT[])"
-                    " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING",
-                    *(list(col) for col in zip(*rows, strict=True)))
-            elif rows:
-                await txn.executemany(
-                    f"INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING", rows)
-            if sender_reads:
+            if self.db.dialect == "postgres" and sets:
+                await self._defaults_and_sets_pg(txn, defaults, sets)
+            else:
+                await apply_member_sets(txn, self.db.dialect, sets)
+                if defaults:
+                    await self._insert(txn, "event_push_defaults", _DEFAULT_COLUMNS,
+                                       "(stream_ordering)", defaults, _DEFAULT_TYPES)
+            if rows:
+                await self._insert(txn, "event_push_actions", _ACTION_COLUMNS,
+                                   "(user_id, room_id, stream_ordering)", rows,
+                                   _ACTION_TYPES)
+            if reads:
                 await txn.executemany(
                     "INSERT INTO push_sender_reads (user_id, room_id, thread_id,"
                     " stream_ordering) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE"
                     " SET stream_ordering = excluded.stream_ordering"
                     " WHERE push_sender_reads.stream_ordering < excluded.stream_ordering",
-                    _highest_reads(sender_reads))
+                    _highest_reads(reads))
+
+    async def _defaults_and_sets_pg(self, txn: Transaction, defaults: Sequence[DefaultRow],
+                                    sets: Sequence[MemberSet]) -> None:
+        """PostgreSQL: the member-set check rides on the default rows' insert (one round
+        trip, as before defaults existed); spans are rewritten for changed rooms only."""
+        check, args = changed_check_pg(sets)
+        sql = f"WITH {check}"
+        if defaults:
+            arrays = ", ".join(f"?::{t}[]" for t in _DEFAULT_TYPES)
+            sql += (f", ins AS (INSERT INTO event_push_defaults ({_DEFAULT_COLUMNS})"
+                    f" SELECT * FROM unnest({arrays}) ON CONFLICT (stream_ordering) DO NOTHING)")
+            args += [list(col) for col in zip(*defaults, strict=True)]
+        changed = await txn.fetchall(sql + " SELECT room_id, digest FROM chk", *args)
+        if changed:
+            rooms = {r[0] for r in changed}
+            known = {r[0]: r[1] for r in changed if r[1] is not None}
+            await apply_member_sets(txn, "postgres",
+                                    [m for m in sets if m.room_id in rooms], known)
+
+    async def _insert(self, txn: Transaction, table: str, columns: str, key: str,
+                      rows: Sequence[tuple[object, ...]], pg_types: Sequence[str]) -> None:
+        """Insert ``rows`` (tuples in ``columns`` order), skipping those already there."""
+        if self.db.dialect == "postgres":
+            # One statement over column arrays: executemany would cost a protocol round
+            # of its own per row.
+            arrays = ", ".join(f"?::{t}[]" for t in pg_types)
+            await txn.execute(
+                f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"
+                f" ON CONFLICT {key} DO NOTHING",
+                *(list(col) for col in zip(*rows, strict=True)))
+        else:
+            await txn.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({qmarks(pg_types)})"
+                f" ON CONFLICT {key} DO NOTHING", rows)
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]
                             ) -> dict[str, dict[str, tuple[int, int]]]:
-        """``{room_id: {thread_id: (notifications, highlights)}}`` of the unread rows in
-        ``room_ids``; rooms and threads with nothing unread are left out. One query (per
-        chunk of rooms)."""
+        """``{room_id: {thread_id: (notifications, highlights)}}`` of the unread push
+        actions in ``room_ids``; rooms and threads with nothing unread are left out. One
+        query (per chunk of rooms), counted by the database."""
         out: dict[str, dict[str, tuple[int, int]]] = {}
         for part in chunks(list(room_ids)):
-            rows = await self.db.fetchall(
-                "SELECT a.room_id, a.thread_id, SUM(a.notif), SUM(a.highlight)"
-                " FROM event_push_actions a"
-                f" WHERE a.user_id = ? AND a.room_id IN ({qmarks(part)}) AND {_UNREAD}"
-                " GROUP BY a.room_id, a.thread_id",
-                user_id, *part, *READ_RECEIPT_TYPES)
-            for room_id, thread_id, notif, highlight in rows:
+            sql, args = unread_counts_sql(self.db.dialect, user_id, part)
+            for room_id, thread_id, notif, highlight in await self.db.fetchall(sql, *args):
                 out.setdefault(room_id, {})[thread_id] = (int(notif or 0), int(highlight or 0))
         return out
 
     async def notifications(self, user_id: str, before: int | None, limit: int,
                             only_highlight: bool) -> list[NotificationRow]:
-        """The user's action rows, newest first, below ``before`` (a stream ordering)."""
-        sql = ("SELECT room_id, stream_ordering, event_id, thread_id, highlight, actions, ts"
-               " FROM event_push_actions WHERE user_id = ?")
-        args: list[object] = [user_id]
-        if before is not None:
-            sql += " AND stream_ordering < ?"
-            args.append(before)
-        if only_highlight:
-            sql += " AND highlight = 1"
-        sql += " ORDER BY stream_ordering DESC LIMIT ?"
-        args.append(limit)
+        """The user's notifying or highlighting push actions, newest first, below
+        ``before`` (a stream ordering)."""
+        sql, args = notifications_sql(user_id, before, limit, only_highlight)
         rows = await self.db.fetchall(sql, *args)
         return [NotificationRow(r[0], int(r[1]), r[2], r[3], bool(r[4]), orjson.loads(r[5]),
                                 int(r[6])) for r in rows]
@@ -234,4 +289,12 @@ class PushActionsStore:
         return out
 
 
-__all__ = ["MAIN_THREAD", "UNTHREADED", "ActionRow", "NotificationRow", "PushActionsStore"]
+__all__ = [
+    "MAIN_THREAD",
+    "READ_RECEIPT_TYPES",
+    "UNTHREADED",
+    "ActionRow",
+    "DefaultRow",
+    "NotificationRow",
+    "PushActionsStore",
+]
