@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from collections.abc import Coroutine
@@ -43,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="repeats of each steady scenario (default: 1 for run, 2 for compare)")
         p.add_argument("--scenarios", nargs="+", choices=STEADY, default=list(STEADY),
                        help=f"steady scenarios to run; setup ({', '.join(SETUP)}) always runs")
+        p.add_argument("--pollers", type=int, default=None,
+                       help="long-polling users in the wakeup scenario (default: every user)")
         p.add_argument("--synapse-venv", type=Path, default=DEFAULT_SYNAPSE_VENV)
         p.add_argument("--hs-venv", type=Path, default=None,
                        help="venv whose `hs` script to run (default: python -m hs from src/)")
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     rounds = args.rounds or (1 if args.command == "run" else 2)
     plan = Plan.from_scale(args.scale)
+    if args.pollers is not None:
+        plan = dataclasses.replace(plan, pollers=max(1, min(args.pollers, plan.users)))
     scenarios = [s for s in ALL if s in SETUP or s in args.scenarios]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     failures: dict[str, str] = {}
