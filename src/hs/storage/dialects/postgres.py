@@ -145,6 +145,14 @@ class _PgQueries:
         return await _mapped(self._target.fetchval(to_dollar_params(sql), *args))
 
 
+async def _keep_session(connection: Any) -> None:
+    """Pool release hook replacing asyncpg's reset query (``pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL``, one round trip per release, ~7% of the send path's CPU):
+    pooled connections never hold session state (no session settings, session advisory
+    locks, cursors outside transactions or LISTENs: those use ``connect_dedicated``), and
+    asyncpg still rolls back a transaction left open before calling this."""
+
+
 class PostgresDatabase(_PgQueries, Database):
     """See the module docstring; construct through ``open_database``."""
 
@@ -181,6 +189,10 @@ class PostgresDatabase(_PgQueries, Database):
                 min_size=c.pool_min,
                 max_size=c.pool_max,
                 statement_cache_size=1024,
+                # Recycling a connection after 50,000 queries (asyncpg's default) means
+                # reconnecting every few seconds under load; nothing here leaks per query.
+                max_queries=5_000_000,
+                reset=_keep_session,
                 **self._connect_kwargs(),
             )
         )
