@@ -27,6 +27,7 @@ Room creation (``creation.build_room``) builds its initial events with the same
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -357,11 +358,17 @@ class EventPipeline:
                                               expected_extremities)
         targets = [e.pdu.state_key for e in batch
                    if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
-        for hook in self.on_persisted:
-            try:
-                await hook(room_id, batch, results)
-            except Exception:
-                logger.exception("post-persist hook %r failed in %s", hook, room_id)
+        # The hooks are independent (push actions, the federation sender): run together,
+        # the woken syncs wait for the slowest one, not their sum.
+        hooks = list(self.on_persisted)
+        outcomes = await asyncio.gather(*(hook(room_id, batch, results) for hook in hooks),
+                                        return_exceptions=True)
+        for hook, outcome in zip(hooks, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+            if isinstance(outcome, Exception):
+                logger.error("post-persist hook %r failed in %s", hook, room_id,
+                             exc_info=outcome)
         top = max(r.stream_ordering for r in results)
         self.notifier.notify("events", top, rooms=[room_id], users=targets)
         return results
