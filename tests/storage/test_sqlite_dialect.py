@@ -39,6 +39,50 @@ async def test_pragmas(tmp_path: Path) -> None:
             assert await txn.fetchval("PRAGMA foreign_keys") == 1
             assert await txn.fetchval("PRAGMA synchronous") == 1  # NORMAL
             assert await txn.fetchval("PRAGMA busy_timeout") == 10_000
+            assert await txn.fetchval("PRAGMA wal_autocheckpoint") == 0  # see below
+    finally:
+        await db.close()
+
+
+async def test_cheap_reads_run_inline_and_slow_ones_on_threads(tmp_path: Path) -> None:
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+        await db.executemany("INSERT INTO t VALUES (?, ?)", [(f"k{i}", i) for i in range(50)])
+        cheap = "SELECT v FROM t WHERE k = ?"
+        assert await db.fetchval(cheap, "k7") == 7  # first run: on a thread, timed
+        before = db.inline_reads
+        assert [await db.fetchval(cheap, f"k{i}") for i in range(10)] == list(range(10))
+        assert db.inline_reads >= before + 5  # once its timings settle below the budget
+        slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                " WHERE i < 200000) SELECT count(*) FROM n WHERE i > ?")
+        before = db.inline_reads
+        for _ in range(3):
+            assert await db.fetchval(slow, 0) == 200_000
+        assert db.inline_reads == before  # never blocks the event loop
+        # Writes still reach every reader (inline or not) once committed.
+        await db.execute("UPDATE t SET v = ? WHERE k = ?", 70, "k7")
+        assert await db.fetchval(cheap, "k7") == 70
+    finally:
+        await db.close()
+
+
+async def test_checkpoints_run_in_the_background(tmp_path: Path, monkeypatch) -> None:
+    """The writer never checkpoints in its commits (that stalled writes for tens of
+    milliseconds); a background connection does, in SQLite's non-blocking mode."""
+    from hs.storage.dialects import sqlite as dialect
+
+    monkeypatch.setattr(dialect, "CHECKPOINT_INTERVAL_S", 0.05)
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        await db.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 500) for i in range(2000)])
+        for _ in range(100):
+            if db.checkpoints >= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert db.checkpoints >= 2
+        assert await db.fetchval("SELECT count(*) FROM t") == 2000
     finally:
         await db.close()
 
