@@ -11,7 +11,9 @@ is a membership event), so a write invalidates them without a hook into the writ
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from hs.core.pdu import PDU
 from hs.handlers.sync.queries import timeline_ids
@@ -20,6 +22,32 @@ from hs.storage.events.cache import LruCache
 
 #: Events kept per room: more than any usual sync limit (Element asks for 20 or 30).
 PER_ROOM = 64
+V = TypeVar("V")
+
+
+class RangeReads(Generic[V]):
+    """One read per completed events range ``(since, upto]``, shared: the range never
+    changes once ``upto`` is complete, and the long-pollers one message wakes mostly hold
+    the same token, so one query serves them all (no thundering herd on the database).
+    Kept in a small LRU; a read that failed is forgotten so the next request retries."""
+
+    def __init__(self, read: Callable[[int, int], Awaitable[V]], size: int) -> None:
+        self._read = read
+        self._futures: LruCache[tuple[int, int], asyncio.Future[V]] = LruCache(size)
+
+    async def get(self, since: int, upto: int) -> V:
+        key = (since, upto)
+        future = self._futures.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._read(since, upto))
+            self._futures.set(key, future)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._futures.invalidate([key])
+            raise
 
 
 @dataclass(slots=True)
@@ -133,4 +161,4 @@ class UserRoomsCache:
         self._users.invalidate([user_id])
 
 
-__all__ = ["PER_ROOM", "RecentTimelines", "UserRoomsCache"]
+__all__ = ["PER_ROOM", "RangeReads", "RecentTimelines", "UserRoomsCache"]

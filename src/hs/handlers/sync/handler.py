@@ -28,7 +28,7 @@ from hs.handlers.auth import Requester
 from hs.handlers.filters import Filter
 from hs.handlers.presence import STATES
 from hs.handlers.sync import extensions
-from hs.handlers.sync.caches import RecentTimelines, UserRoomsCache
+from hs.handlers.sync.caches import RangeReads, RecentTimelines, UserRoomsCache
 from hs.handlers.sync.queries import (
     MembershipChange,
     all_membership_changes,
@@ -40,7 +40,6 @@ from hs.handlers.sync.rooms import RoomBuilder, SyncRequest, apply_unread
 from hs.handlers.sync.tokens import SyncToken
 from hs.http.errors import invalid_param
 from hs.storage.account_data import AccountDataChanges
-from hs.storage.events.cache import LruCache
 
 if TYPE_CHECKING:
     from hs.app import Services
@@ -71,12 +70,13 @@ class SyncHandler:
         self.timelines = RecentTimelines(services.events)
         self.user_rooms = UserRoomsCache()
         self.rooms = RoomBuilder(services, self.timelines)
-        #: (since, upto) -> the query for rooms changed in that events range.
-        self._changed: LruCache[tuple[int, int], asyncio.Future[dict[str, int]]] = LruCache(
-            1024)
-        #: (since, upto) -> every user's membership changes in that short events range.
-        self._members: LruCache[tuple[int, int],
-                                asyncio.Future[dict[str, list[MembershipChange]]]] = LruCache(64)
+        db = services.db
+        #: Rooms with events in an events range (room -> newest position).
+        self._changed: RangeReads[dict[str, int]] = RangeReads(
+            lambda since, upto: changed_rooms(db, since, upto), 1024)
+        #: Every user's membership changes in a short events range.
+        self._members: RangeReads[dict[str, list[MembershipChange]]] = RangeReads(
+            lambda since, upto: all_membership_changes(db, since, upto), 64)
         #: (user, device) -> to-device position already acknowledged (deleted up to).
         self._acked: dict[tuple[str, str], int] = {}
 
@@ -367,36 +367,11 @@ class SyncHandler:
             return []
         if upto - since > SHARED_RANGE:
             return await membership_changes(self.services.db, user_id, since, upto)
-        key = (since, upto)
-        hit = self._members.get(key)
-        if hit is None:
-            hit = asyncio.ensure_future(all_membership_changes(self.services.db, since, upto))
-            self._members.set(key, hit)
-        try:
-            return list((await asyncio.shield(hit)).get(user_id, ()))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._members.invalidate([key])
-            raise
+        return list((await self._members.get(since, upto)).get(user_id, ()))
 
     async def _changed_rooms(self, since: int, upto: int) -> set[str]:
-        """Rooms with events in ``(since, upto]``, shared by concurrent requests: the range
-        is immutable once ``upto`` is complete, and the long-pollers a message wakes
-        mostly hold the same token, so one query serves them all (no thundering herd on
-        the database)."""
-        key = (since, upto)
-        hit = self._changed.get(key)
-        if hit is None:
-            hit = asyncio.ensure_future(changed_rooms(self.services.db, since, upto))
-            self._changed.set(key, hit)
-        try:
-            return set(await asyncio.shield(hit))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._changed.invalidate([key])
-            raise
+        """Rooms with events in ``(since, upto]`` (one read per range: ``RangeReads``)."""
+        return set(await self._changed.get(since, upto))
 
     async def _push_rules(self, user_id: str, since: int | None) -> dict[str, Any] | None:
         """``m.push_rules`` content from the push service (helper S2) when it changed."""
