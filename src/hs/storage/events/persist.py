@@ -88,6 +88,8 @@ class PersistOutcome:
     results: list[PersistedEvent]
     written: list[tuple[PDU, EventMeta]]
     redacted: set[str]
+    #: event -> (state group after, state group before) of the events given state.
+    groups: dict[str, tuple[int, int]]
 
 
 def _now_ms() -> int:
@@ -135,7 +137,7 @@ class EventPersister:
             if not e.outlier and e.state_before is None:
                 raise MissingStateError(f"{e.pdu.event_id}: no state before it given")
         if not batch:
-            return PersistOutcome([], [], set())
+            return PersistOutcome([], [], set(), {})
         n_back = sum(1 for e in batch if e.backfilled)
         if n_back and self.backfill_stream is None:
             raise ValueError("backfilled events need a backfill stream")
@@ -212,7 +214,9 @@ class _BatchWriter:
             self.results[i] = PersistedEvent(it.ev.pdu.event_id, it.position, it.after, True)
         written = [(it.ev.pdu, self._meta(it, redacted)) for it in self.items]
         results = [r for r in self.results if r is not None]
-        return PersistOutcome(results, written, set(redacted))
+        groups = {it.ev.pdu.event_id: (it.after, it.before) for it in self.items
+                  if it.after is not None and it.before is not None}
+        return PersistOutcome(results, written, set(redacted), groups)
 
     # -- deduplication ----------------------------------------------------------------------
 

@@ -101,6 +101,8 @@ class EventsStore(TimelineMixin):
         self._cache.invalidate(outcome.redacted)
         for pdu, meta in outcome.written:
             self._cache.set(pdu.event_id, (pdu, meta))
+        # Committed: the first /sync or page that shows these events needs their groups.
+        self.state.remember_event_groups(outcome.groups)
         for listener in self.persist_listeners:
             listener(batch, outcome.results)
         return outcome.results

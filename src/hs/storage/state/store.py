@@ -190,6 +190,12 @@ class StateStore:
                     self._event_groups.set(event_id, pair)
         return out
 
+    def remember_event_groups(self, groups: Mapping[str, tuple[int, int]]) -> None:
+        """Cache committed ``event -> (after, before)`` rows (the persister's, after its
+        commit), so the reads that follow a new event do not fetch them back."""
+        for event_id, pair in groups.items():
+            self._event_groups.set(event_id, pair)
+
     async def get_state_ids_at(
         self, event_id: str, types: StateFilter | None = None, *, before: bool = False
     ) -> StateMap | None:
