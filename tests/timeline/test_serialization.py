@@ -234,3 +234,41 @@ async def test_page_serialization_is_batched(database_config: DatabaseConfig) ->
         # Not more for 8x the events (fewer is fine: rows of immutable facts, such as a
         # member event's membership, are cached after the first page).
         assert 0 < large <= small, (small, large)
+
+
+async def test_no_relations_is_remembered_until_a_relation_arrives(
+        database_config: DatabaseConfig) -> None:
+    """An event without relations is not asked about again (most messages), and an edit,
+    reply in thread or reference persisted later shows up at once."""
+    async with server_with_users(database_config, "alice", "bob") as (client, users):
+        alice, bob = users
+        room = Room(client, room_id("norel"))
+        await room.create(alice, bob)
+        root = (await room.add(room.msg(alice, "root")))[0]
+        serializer = client.services.timeline.serializer
+        viewer = Viewer(alice.user_id, alice.device_id)
+
+        async def relations() -> dict:
+            out = await serializer.serialize([root], viewer)
+            return out[0]["unsigned"].get("m.relations", {})
+
+        assert await relations() == {}
+        db = client.services.db
+        calls = 0
+        original = db.fetchall
+
+        async def counting(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += "event_relations" in sql
+            return await original(sql, *args, **kwargs)
+
+        db.fetchall = counting  # type: ignore[method-assign]
+        try:
+            assert await relations() == {}
+            assert calls == 0  # remembered: no relation reads
+        finally:
+            db.fetchall = original  # type: ignore[method-assign]
+        await room.add(room.relation(alice, root.event_id, "m.replace", "edited"))
+        assert set(await relations()) == {"m.replace"}
+        await room.add(room.relation(bob, root.event_id, "m.thread", "reply"))
+        assert set(await relations()) == {"m.replace", "m.thread"}

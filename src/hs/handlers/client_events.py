@@ -12,7 +12,7 @@ soft-failed events are never served.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from hs.core.pdu import PDU, StateKey
 from hs.handlers.filters import apply_event_fields
 from hs.storage.events import EventMeta, EventsStore, ThreadSummary
 from hs.storage.events.cache import Coalescer, LruCache
+from hs.storage.events.types import EventToPersist, PersistedEvent
 from hs.storage.filters import ClientReadStore
 from hs.storage.state.store import StateStore
 
@@ -87,6 +88,13 @@ class ClientEventSerializer:
         self.entries = StateEntryLookup(events.state)
         #: The relation reads of a page, shared by the requests one message wakes.
         self._relation_reads: Coalescer[tuple[str, ...], _Relations] = Coalescer()
+        #: Events known to have no relations (most messages): their aggregations are not
+        #: read again until an event relating to them is persisted (``_on_persisted``).
+        self._no_relations: LruCache[str, bool] = LruCache(50_000)
+        #: Bumped by every persisted batch with a relation: a read that raced one is not
+        #: remembered.
+        self._relation_writes = 0
+        events.persist_listeners.append(self._on_persisted)
 
     async def serialize(
         self,
@@ -255,6 +263,21 @@ class ClientEventSerializer:
             out[eid] = prev
         return out
 
+    def _on_persisted(self, batch: Sequence[EventToPersist],
+                      results: Sequence[PersistedEvent]) -> None:
+        """``EventsStore.persist_listeners`` entry (after the commit): forget "no
+        relations" for the targets of the batch's relations (edits, replies in threads,
+        references: all carry ``m.relates_to.event_id``)."""
+        targets = []
+        for item in batch:
+            relates = item.pdu.content.get("m.relates_to")
+            target = relates.get("event_id") if isinstance(relates, Mapping) else None
+            if isinstance(target, str):
+                targets.append(target)
+        if targets:
+            self._relation_writes += 1
+            self._no_relations.invalidate(targets)
+
     async def _read_relations(self, ids: list[str]) -> _Relations:
         """The viewer-independent part: latest edits, thread summaries, references."""
         upto = self.events.max_stream_ordering()
@@ -270,9 +293,16 @@ class ClientEventSerializer:
         events"): the latest edit and the thread summary as full events, references."""
         if not targets:
             return {}
-        ids = [p.event_id for p in targets]
+        ids = [p.event_id for p in targets if self._no_relations.get(p.event_id) is None]
+        if not ids:
+            return {}
+        writes = self._relation_writes
         edits, threads, refs = await self._relation_reads.run(
             tuple(ids), lambda: self._read_relations(ids))
+        if writes == self._relation_writes:
+            for eid in ids:
+                if eid not in edits and eid not in threads and eid not in refs:
+                    self._no_relations.set(eid, True)
         participated: set[str] = set()
         if viewer is not None and threads:
             senders = {p.event_id: p.sender for p in targets}
