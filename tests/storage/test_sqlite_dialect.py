@@ -200,3 +200,47 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         assert await db.fetchval("SELECT count(*) FROM acked") == stored
     finally:
         await db.close()
+
+
+async def test_transaction_waits_for_another_process_holding_the_write_lock(
+        tmp_path: Path) -> None:
+    """BEGIN runs inline when the lock is free; when another connection (another process:
+    a CLI tool) holds it, the transaction waits on the writer's thread instead of failing
+    or blocking the event loop."""
+    import sqlite3
+    import threading
+    import time
+
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+        other = sqlite3.connect(str(tmp_path / "hs.db"), isolation_level=None,
+                                check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t VALUES (1)")
+
+        def release() -> None:
+            time.sleep(0.3)
+            other.execute("COMMIT")
+
+        threading.Thread(target=release).start()
+        ticks = 0
+
+        async def ticker() -> None:  # the loop keeps running while the writer waits
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        tick_task = asyncio.ensure_future(ticker())
+        start = time.monotonic()
+        async with db.transaction() as txn:
+            await txn.execute("INSERT INTO t VALUES (2)")
+        waited = time.monotonic() - start
+        tick_task.cancel()
+        other.close()
+        assert waited >= 0.2
+        assert ticks >= 10
+        assert await db.fetchval("SELECT count(*) FROM t") == 2
+    finally:
+        await db.close()

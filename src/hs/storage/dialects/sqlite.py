@@ -439,7 +439,7 @@ class SqliteDatabase(Database):
         if self._closed:
             raise DatabaseError("database is closed")
         async with self._write_lock:
-            await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE").close())
+            await self._begin()
             txn = _SqliteTransaction(self)
             self._txn_task = asyncio.current_task()
             try:
@@ -447,13 +447,45 @@ class SqliteDatabase(Database):
             except BaseException:
                 txn.closed = True
                 # Shielded: the writer lock must not be released before the rollback ran.
-                await asyncio.shield(self._on_writer(functools.partial(_t_finish, commit=False)))
+                await asyncio.shield(self._finish(commit=False))
                 raise
             else:
                 txn.closed = True
-                await asyncio.shield(self._on_writer(functools.partial(_t_finish, commit=True)))
+                await asyncio.shield(self._finish(commit=True))
             finally:
                 self._txn_task = None
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``: inline when the write lock is free (nobody else writes to
+        the file but this process's writer, so it nearly always is), else on the writer's
+        thread, which waits up to ``busy_timeout_ms`` for another process to finish."""
+        writer = self._writer
+        if writer is not None and self._reader_count:
+            try:
+                writer.execute("PRAGMA busy_timeout = 0")
+                try:
+                    writer.execute("BEGIN IMMEDIATE").close()
+                    return
+                finally:
+                    writer.execute(f"PRAGMA busy_timeout = {int(self.config.busy_timeout_ms)}")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) not in _BUSY_CODES:
+                    raise map_error(exc) from exc
+            except sqlite3.Error as exc:
+                raise map_error(exc) from exc
+        await self._on_writer(lambda c: c.execute("BEGIN IMMEDIATE").close())
+
+    async def _finish(self, *, commit: bool) -> None:
+        """COMMIT or ROLLBACK: inline unless a commit must fsync (``synchronous = FULL``):
+        in WAL mode with NORMAL a commit only appends to the WAL (checkpoints run apart)."""
+        writer = self._writer
+        if writer is not None and (not commit or self.config.sqlite_synchronous != "FULL"):
+            try:
+                _t_finish(writer, commit)
+            except sqlite3.Error as exc:
+                raise map_error(exc) from exc
+            return
+        await self._on_writer(functools.partial(_t_finish, commit=commit))
 
     def pool_stats(self) -> dict[str, int]:
         size = 1 + self._reader_count
