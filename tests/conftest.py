@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import ipaddress
 import json
 import os
+import socket
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +17,27 @@ import pytest
 
 # The PostgreSQL harness (a real server started by the tests) - see tests/pg_harness.py.
 pytest_plugins = ["pg_harness"]
+
+#: Host names tests may resolve: anything else would leave the machine (or wait on DNS).
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """Network tests use loopback only: a lookup of any other name fails at once, the way
+    an unknown name does, instead of asking the machine's resolver."""
+    name = host.decode() if isinstance(host, bytes) else host
+    if name is not None and name.lower().rstrip(".") not in _LOOPBACK_NAMES:
+        try:
+            literal = ipaddress.ip_address(name.strip("[]").split("%")[0])
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: not resolved in tests") from None
+        if not literal.is_loopback and not literal.is_unspecified:
+            raise socket.gaierror(socket.EAI_NONAME, f"{name}: not loopback")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _loopback_only_getaddrinfo
 
 #: Upper bound for one ``async def`` test; a hung network test fails instead of stalling CI.
 ASYNC_TEST_TIMEOUT_S = 120

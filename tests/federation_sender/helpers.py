@@ -185,7 +185,8 @@ class RecordingClient:
 async def homeserver(database_config: DatabaseConfig, **overrides: Any
                      ) -> AsyncIterator[Any]:
     """The real app (client API plus ``hs.api.federation_keys``) on 127.0.0.1, with
-    ``REMOTE``'s signing key already known to the keyring's store."""
+    ``REMOTE``'s signing key already known to the keyring's store and the sender's
+    transactions recorded by a ``RecordingClient`` (``services.sender.ctx.client``)."""
     import time
 
     import aiohttp
@@ -202,6 +203,8 @@ async def homeserver(database_config: DatabaseConfig, **overrides: Any
     db = await open_database(database_config)
     services = await Services.build(config, db, passwords=Passwords(
         config.password_minimum_length, FAST_HASHER))
+    # Transactions to REMOTE are recorded, never sent: no DNS lookup of a test name.
+    services.sender.ctx.client = RecordingClient(config.server_name)
     now = int(time.time() * 1000)
     await ServerKeysStore(db).store_server_keys(
         REMOTE, REMOTE, now,

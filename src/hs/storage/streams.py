@@ -32,6 +32,7 @@ from typing import Any
 
 from hs.storage.database import Database, DatabaseError, UniqueViolation
 from hs.storage.dialects.postgres import PostgresDatabase
+from hs.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -347,10 +348,7 @@ class _NotifyListener:
 
     async def stop(self) -> None:
         self._stopped = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect_task
+        await cancel_and_wait(self._reconnect_task)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()

@@ -13,7 +13,6 @@ Work is processed in order by one task so EDUs leave in the order of the changes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,6 +25,7 @@ from hs.storage.e2e import E2EStore
 from hs.storage.federation import FederationSenderStore
 from hs.storage.receipts import PRIVATE_READ, ReceiptsStore
 from hs.storage.streams import StreamIdGenerator
+from hs.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,7 @@ class OutboundEdus:
 
     async def close(self) -> None:
         for task in (self._worker, self._poller):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(task)
 
     async def idle(self) -> None:
         """Wait until submitted work is processed (tests)."""

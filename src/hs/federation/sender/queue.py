@@ -13,7 +13,6 @@ a dead destination costs bounded memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Hashable
@@ -35,6 +34,7 @@ from hs.federation.sender.transaction import (
 )
 from hs.storage.federation import FederationSenderStore
 from hs.storage.to_device import ToDeviceStore
+from hs.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -146,10 +146,7 @@ class DestinationQueue:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def idle(self) -> None:
         """Wait for the loop to finish (tests)."""
@@ -183,7 +180,7 @@ class DestinationQueue:
         try:
             if not self._loaded:
                 await self._load()
-            while self.has_work():
+            while self.has_work() and not self._closed:
                 delay = self.retry_at_ms - self.ctx.clock()
                 if delay > 0:
                     await asyncio.sleep(delay / 1000)
