@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from nacl.signing import SigningKey
@@ -47,7 +48,6 @@ from hs.handlers.timeline import TimelineHandler
 from hs.handlers.to_device import ToDeviceHandler
 from hs.handlers.typing import TypingHandler
 from hs.handlers.uia import InteractiveAuth
-from hs.http.metrics import HttpMetrics
 from hs.http.middleware import BODY_LIMIT, METRICS, X_FORWARDED, matrix_middleware
 from hs.http.ratelimit import Ratelimiters
 from hs.notifier import Notifier
@@ -62,6 +62,9 @@ from hs.storage.presence import PresenceStore
 from hs.storage.receipts import ReceiptsStore
 from hs.storage.streams import STREAMS, Streams
 from hs.storage.to_device import ToDeviceStore
+
+if TYPE_CHECKING:  # prometheus_client is imported only when metrics are on
+    from hs.http.metrics import HttpMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ class Services:
     login: LoginHandler
     registration: RegistrationHandler
     profiles: ProfileHandler
-    metrics: HttpMetrics
+    #: None unless ``enable_metrics``.
+    metrics: HttpMetrics | None
     #: Stream-position generators of this process (events, receipts, typing, ...).
     streams: Streams
     #: Events, state groups, rooms and memberships.
@@ -208,9 +212,13 @@ class Services:
         passwords = passwords or Passwords(config.password_minimum_length)
         auth = AuthHandler(config, store, clock)
         devices = DeviceHandler(store, clock)
-        metrics = HttpMetrics()
-        metrics.watch_pool(db.pool_stats)
-        events.persist_listeners.append(metrics.count_persisted)
+        metrics = None
+        if config.enable_metrics:  # prometheus_client is imported only then
+            from hs.http.metrics import HttpMetrics
+
+            metrics = HttpMetrics()
+            metrics.watch_pool(db.pool_stats)
+            events.persist_listeners.append(metrics.count_persisted)
         notifier = Notifier()
         keys = list(signing_keys)
         rooms = RoomHandler(config, events, notifier, store, ratelimiters, lambda: keys, clock)
@@ -256,6 +264,10 @@ def services_of(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
+def services_of_app(app: web.Application) -> Services:
+    return app[SERVICES]
+
+
 def create_app(services: Services,
                resources: frozenset[str] = frozenset({"client", "metrics", "health"}),
                *, x_forwarded: bool = False) -> web.Application:
@@ -265,7 +277,8 @@ def create_app(services: Services,
     app = web.Application(middlewares=[matrix_middleware],
                           client_max_size=services.config.max_request_body_size)
     app[SERVICES] = services
-    app[METRICS] = services.metrics
+    if services.metrics is not None:
+        app[METRICS] = services.metrics
     app[BODY_LIMIT] = services.config.max_request_body_size
     app[X_FORWARDED] = x_forwarded
     add_routes(app, resources)

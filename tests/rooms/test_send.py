@@ -240,7 +240,7 @@ async def test_redaction_via_send_and_v12_create(database_config):
 
 
 async def test_metrics_count_persisted_events(database_config):
-    async with running_server(database_config) as hs:
+    async with running_server(database_config, enable_metrics=True) as hs:
         alice = await new_user(hs, "alice")
         room_id = await alice.create_room(preset="private_chat")
         for i in range(3):

@@ -59,7 +59,7 @@ async def test_wellknown(database_config):
 
 
 async def test_health_and_metrics(database_config):
-    async with running_server(database_config) as hs:
+    async with running_server(database_config, enable_metrics=True) as hs:
         async with hs.session.get(hs.base + "/health") as resp:
             assert resp.status == 200
             assert await resp.text() == "OK"
@@ -70,6 +70,18 @@ async def test_health_and_metrics(database_config):
         assert 'endpoint="/_matrix/client/v3/login"' in text
         assert "hs_http_request_duration_seconds_bucket" in text
         assert "hs_db_pool_" in text
+
+
+async def test_metrics_off_by_config(database_config):
+    """``enable_metrics: false`` (the default): no /metrics, and prometheus_client unused."""
+    async with running_server(database_config) as hs:
+        assert hs.services.metrics is None
+        async with hs.session.get(hs.base + "/health") as resp:
+            assert resp.status == 200
+        async with hs.session.get(hs.base + "/metrics") as resp:
+            assert resp.status == 404
+        status, _ = await hs.request("GET", "/_matrix/client/v3/login")
+        assert status == 200
 
 
 async def test_unexpected_exception_is_logged_500(database_config, caplog):

@@ -6,14 +6,17 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import MatchInfoError
 
 from hs.http.errors import MatrixError, too_large, unrecognized
 from hs.http.logcontext import request_id_var
-from hs.http.metrics import HttpMetrics
 from hs.http.responses import json_response
+
+if TYPE_CHECKING:  # prometheus_client is imported only when metrics are on
+    from hs.http.metrics import HttpMetrics
 
 logger = logging.getLogger("hs.http")
 access_logger = logging.getLogger("hs.access")
@@ -23,7 +26,8 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization",
 }
-METRICS = web.AppKey("metrics", HttpMetrics)
+#: Present when ``enable_metrics`` is on.
+METRICS: web.AppKey[HttpMetrics] = web.AppKey("metrics")
 BODY_LIMIT = web.AppKey("max_request_body_size", int)
 #: Listener ``x_forwarded: true``: trust X-Forwarded-For from the reverse proxy.
 X_FORWARDED = web.AppKey("x_forwarded", bool)
@@ -93,7 +97,9 @@ async def matrix_middleware(request: web.Request, handler: Handler) -> web.Strea
         response.headers.update(CORS_HEADERS)
         elapsed = time.perf_counter() - started
         endpoint = _endpoint(request)
-        request.app[METRICS].observe(request.method, endpoint, response.status, elapsed)
+        metrics = request.app.get(METRICS)
+        if metrics is not None:
+            metrics.observe(request.method, endpoint, response.status, elapsed)
         access_logger.info(
             "request=%s remote=%s method=%s path=%s endpoint=%s status=%d duration_ms=%.1f"
             " user=%s", rid, request.remote, request.method, request.path, endpoint,

@@ -28,11 +28,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from hs.storage.database import Database, DatabaseError, UniqueViolation
-from hs.storage.dialects.postgres import PostgresDatabase
 from hs.tasks import cancel_and_wait
+
+if TYPE_CHECKING:  # asyncpg is imported only when PostgreSQL is used
+    from hs.storage.dialects.postgres import PostgresDatabase
 
 logger = logging.getLogger(__name__)
 
@@ -288,9 +290,9 @@ class Streams:
 
     async def listen(self) -> None:
         """Follow other processes' completions as they happen (PostgreSQL; no-op on SQLite)."""
-        if not isinstance(self.db, PostgresDatabase) or self._listener is not None:
+        if self.db.dialect != "postgres" or self._listener is not None:
             return
-        self._listener = _NotifyListener(self.db, self)
+        self._listener = _NotifyListener(cast("PostgresDatabase", self.db), self)
         await self._listener.start()
 
     async def close(self) -> None:
