@@ -237,6 +237,8 @@ async def test_certificate_policy(tmp_path: Path) -> None:
         insecure = _client(e, ca=None, verify_certificates=False)
         globbed = _client(e, ca=None, certificate_verification_whitelist=("*.TEST",))
         try:
+            # The CA store is loaded at the first request, not at startup.
+            assert untrusting._verifying_ssl is None and insecure._insecure_ssl is None
             with pytest.raises(FederationConnectionError):
                 await untrusting.get_json(dest, "/_matrix/echo")
             with pytest.raises(FederationConnectionError):

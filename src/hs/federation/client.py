@@ -173,10 +173,10 @@ class FederationClient:
         self.ip_filter = IPFilter(self.config.ip_range_blacklist, self.config.ip_range_whitelist)
         self._address_resolver = address_resolver
         self._session: aiohttp.ClientSession | None = None
-        self._verifying_ssl = _verifying_context(self.config.custom_ca_list)
-        self._insecure_ssl = ssl.create_default_context()
-        self._insecure_ssl.check_hostname = False
-        self._insecure_ssl.verify_mode = ssl.CERT_NONE
+        # Built at the first request: loading the CA store costs ~2 MB resident, which a
+        # server that never federates (or not yet) need not pay.
+        self._verifying_ssl: ssl.SSLContext | None = None
+        self._insecure_ssl: ssl.SSLContext | None = None
         self.discovery = discovery or ServerDiscovery(self.fetch_well_known, srv_resolver)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -212,7 +212,15 @@ class FederationClient:
         if not self.config.verify_certificates or any(
             _glob_match(n, self.config.certificate_verification_whitelist) for n in names
         ):
+            if self._insecure_ssl is None:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA store: nothing checked
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                self._insecure_ssl = ctx
             return self._insecure_ssl
+        if self._verifying_ssl is None:
+            self._verifying_ssl = _verifying_context(self.config.custom_ca_list)
         return self._verifying_ssl
 
     # -- requests -------------------------------------------------------------------------
