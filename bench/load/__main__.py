@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bench.load import report
 from bench.load.runner import TargetRun, client_for, run_rounds, summarize
-from bench.load.scenarios import ALL, SETUP, STEADY, Plan
+from bench.load.scenarios import ALL, OPTIONAL, SETUP, STEADY, Plan
 from bench.load.targets import Target, make_target
 from bench.synapse_harness import DEFAULT_SYNAPSE_VENV
 
@@ -42,10 +42,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="multiplies users, rooms and messages (default 1: a few minutes)")
         p.add_argument("--rounds", type=int, default=None,
                        help="repeats of each steady scenario (default: 1 for run, 2 for compare)")
-        p.add_argument("--scenarios", nargs="+", choices=STEADY, default=list(STEADY),
+        p.add_argument("--scenarios", nargs="+", choices=STEADY,
+                       default=[s for s in STEADY if s not in OPTIONAL],
                        help=f"steady scenarios to run; setup ({', '.join(SETUP)}) always runs")
         p.add_argument("--pollers", type=int, default=None,
                        help="long-polling users in the wakeup scenario (default: every user)")
+        p.add_argument("--users", type=int, default=None,
+                       help="registered users (default: 50 x scale)")
+        p.add_argument("--rooms", type=int, default=None,
+                       help="rooms besides the busy one; the syncers join them all, so this "
+                            "is the initial sync's room count (default: 20 x scale)")
+        p.add_argument("--targeted-pollers", type=int, default=0,
+                       help="run wakeup_targeted: N users (not syncers) long-poll, each with a "
+                            "room of its own with the last user, who wakes one at a time")
         p.add_argument("--synapse-venv", type=Path, default=DEFAULT_SYNAPSE_VENV)
         p.add_argument("--hs-venv", type=Path, default=None,
                        help="venv whose `hs` script to run (default: python -m hs from src/)")
@@ -106,9 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     rounds = args.rounds or (1 if args.command == "run" else 2)
     plan = Plan.from_scale(args.scale)
+    if args.users is not None:
+        plan = dataclasses.replace(plan, users=max(4, args.users),
+                                   senders=min(plan.senders, max(4, args.users)))
+    if args.rooms is not None:
+        plan = dataclasses.replace(plan, rooms=max(2, args.rooms))
     if args.pollers is not None:
         plan = dataclasses.replace(plan, pollers=max(1, min(args.pollers, plan.users)))
-    scenarios = [s for s in ALL if s in SETUP or s in args.scenarios]
+    chosen = list(args.scenarios)
+    spare = plan.users - plan.syncers - 1  # neither a syncer nor the sender
+    targeted = args.targeted_pollers or (spare if "wakeup_targeted" in chosen else 0)
+    if targeted > 0:
+        plan = dataclasses.replace(plan, targeted_pollers=max(1, min(targeted, spare)))
+        chosen.append("wakeup_targeted")
+    scenarios = [s for s in ALL if s in SETUP or s in chosen]
     results: dict[str, dict[str, dict[str, Any]]] = {}
     failures: dict[str, str] = {}
     versions: dict[str, str] = {}

@@ -24,7 +24,10 @@ T = TypeVar("T")
 #: Per-request failures that are counted, not fatal.
 FAILURES = (MatrixError, TimeoutError, aiohttp.ClientError)
 SETUP = ("register", "create_rooms", "join")
-STEADY = ("send_one_room", "send_many_rooms", "messages", "initial_sync", "wakeup")
+STEADY = ("send_one_room", "send_many_rooms", "messages", "initial_sync", "wakeup",
+          "wakeup_targeted")
+#: Steady scenarios left out unless asked for (they need setup the others do not).
+OPTIONAL = ("wakeup_targeted",)
 ALL = SETUP + STEADY
 #: A scenario gives up when more than this share of its requests failed.
 MAX_ERROR_SHARE = 0.05
@@ -50,6 +53,8 @@ class Plan:
     pollers: int
     wake_events: int
     concurrency: int
+    #: Users with a room of their own with the last user (the targeted wake-up scenario).
+    targeted_pollers: int = 0
 
     @classmethod
     def from_scale(cls, scale: float) -> Plan:
@@ -70,6 +75,8 @@ class World:
     busy_room: str = ""
     rooms: list[str] = field(default_factory=list)
     room_owner: dict[str, User] = field(default_factory=dict)
+    #: A targeted poller -> the room only they and the last user are in.
+    pair_rooms: dict[str, str] = field(default_factory=dict)
 
 
 class Recorder:
@@ -163,6 +170,20 @@ async def create_rooms(client: Client, world: World, plan: Plan, rec: Recorder) 
     if not world.busy_room:
         raise RuntimeError("the busy room could not be created")
 
+    async def pair(user: User) -> None:
+        room = await _call(rec, client.create_room(owners[-1], f"pair {user.user_id}"))
+        if room is not None:
+            world.pair_rooms[user.user_id] = room
+            world.room_owner[room] = owners[-1]
+
+    await bounded(_targeted(world, plan), pair, plan.concurrency)
+
+
+def _targeted(world: World, plan: Plan) -> list[User]:
+    """The targeted wake-up's pollers: users that are neither syncers (whose initial sync
+    counts rooms) nor the last user, who owns their rooms and sends."""
+    return world.users[plan.syncers:-1][:plan.targeted_pollers]
+
 
 async def join(client: Client, world: World, plan: Plan, rec: Recorder) -> None:
     """Everyone joins the busy room; the syncers also join every other room."""
@@ -170,6 +191,8 @@ async def join(client: Client, world: World, plan: Plan, rec: Recorder) -> None:
              if world.room_owner[world.busy_room] != u]
     pairs += [(u, r) for u in world.users[:plan.syncers] for r in world.rooms
               if world.room_owner[r] != u]
+    pairs += [(u, world.pair_rooms[u.user_id]) for u in _targeted(world, plan)
+              if u.user_id in world.pair_rooms]
 
     async def one(pair: tuple[User, str]) -> None:
         await _call(rec, client.join(*pair))
@@ -311,11 +334,85 @@ async def wakeup(client: Client, world: World, plan: Plan, rec: Recorder) -> Non
     rec.extra.update(pollers=len(pollers), wake_events=plan.wake_events, missed=missed)
 
 
+async def wakeup_targeted(client: Client, world: World, plan: Plan, rec: Recorder) -> None:
+    """Wake-up latency when only one of many long-pollers is concerned (what a busy server
+    mostly sees): each poller shares a room of its own with the last user, who sends into
+    one of those rooms at a time, round robin; the other pollers keep waiting.
+
+    Latency = time from starting the send request to that poller receiving the event; the
+    next send waits for the delivery (or 30 s) and for the poller to long-poll again.
+    """
+    pollers = [u for u in _targeted(world, plan) if u.user_id in world.pair_rooms]
+    if not pollers:
+        raise RuntimeError("no pair rooms: run with --targeted-pollers N")
+    sender = world.users[-1]
+    sends = max(plan.wake_events * 5, len(pollers))
+    run_id = uuid.uuid4().hex[:8]
+    sent_at: dict[int, float] = {}
+    delivered = [asyncio.Event() for _ in range(sends)]
+    stop = asyncio.Event()
+    tokens: list[str | None] = [None] * len(pollers)
+
+    async def prime(i: int) -> None:
+        tokens[i] = (await client.sync(pollers[i], filter_json=POLL_FILTER))["next_batch"]
+
+    await bounded(range(len(pollers)), prime, plan.concurrency)
+
+    async def poll(i: int) -> None:
+        since, room = tokens[i], world.pair_rooms[pollers[i].user_id]
+        for _ in range(sends * 2 + 50):
+            if stop.is_set():
+                return
+            try:
+                reply = await client.sync(pollers[i], since=since, timeout_ms=20_000,
+                                          filter_json=POLL_FILTER)
+            except FAILURES as exc:
+                rec.failed(exc)
+                await asyncio.sleep(0.1)
+                continue
+            now = time.perf_counter()
+            since = reply["next_batch"]
+            timeline = (reply.get("rooms", {}).get("join", {}).get(room, {})
+                        .get("timeline", {}).get("events", []))
+            for event in timeline:
+                content = event.get("content", {})
+                seq = content.get("bench_seq")
+                if (content.get("bench_run") == run_id and isinstance(seq, int)
+                        and seq in sent_at and not delivered[seq].is_set()):
+                    rec.ok(now - sent_at[seq])
+                    delivered[seq].set()
+
+    async def send_all() -> None:
+        try:
+            for seq in range(sends):
+                i = seq % len(pollers)
+                await asyncio.sleep(0.05)  # the previous poller long-polls again
+                sent_at[seq] = time.perf_counter()
+                await client.send_text(sender, world.pair_rooms[pollers[i].user_id],
+                                       f"wake {seq}", {"bench_run": run_id, "bench_seq": seq})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(delivered[seq].wait(), 30)
+        finally:
+            stop.set()
+
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(poll(i)) for i in range(len(pollers))]
+        await asyncio.sleep(0.5)  # every poller in its long-poll before the first send
+        await send_all()
+        await asyncio.sleep(0.2)
+        for task in tasks:
+            task.cancel()
+    missed = sends - sum(1 for d in delivered if d.is_set())
+    rec.extra.update(pollers=len(pollers), wake_events=sends, missed=missed)
+
+
 Scenario = Callable[[Client, World, Plan, Recorder], Awaitable[None]]
 SCENARIOS: dict[str, tuple[Scenario, str, Callable[[Plan, World], int]]] = {
     "register": (register, "users", lambda p, w: p.users),
-    "create_rooms": (create_rooms, "rooms", lambda p, w: p.rooms + 1),
-    "join": (join, "joins", lambda p, w: len(w.users) - 1 + p.syncers * len(w.rooms)),
+    "create_rooms": (create_rooms, "rooms",
+                     lambda p, w: p.rooms + 1 + len(_targeted(w, p))),
+    "join": (join, "joins", lambda p, w: len(w.users) - 1 + p.syncers * len(w.rooms)
+             + len(w.pair_rooms)),
     "send_one_room": (send_one_room, "events",
                       lambda p, w: min(p.senders, len(w.users)) * p.msgs_per_sender),
     "send_many_rooms": (send_many_rooms, "events", lambda p, w: len(w.rooms) * p.msgs_per_room),
@@ -323,11 +420,13 @@ SCENARIOS: dict[str, tuple[Scenario, str, Callable[[Plan, World], int]]] = {
     "initial_sync": (initial_sync, "syncs", lambda p, w: p.syncers),
     "wakeup": (wakeup, "deliveries",
                lambda p, w: p.wake_events * min(p.pollers, len(w.users))),
+    "wakeup_targeted": (wakeup_targeted, "deliveries",
+                        lambda p, w: max(p.wake_events * 5, len(w.pair_rooms))),
 }
 #: What a scenario needs from the ones before it.
 NEEDS = {"create_rooms": "register", "join": "create_rooms", "send_one_room": "join",
          "send_many_rooms": "join", "messages": "join", "initial_sync": "join",
-         "wakeup": "join"}
+         "wakeup": "join", "wakeup_targeted": "join"}
 
 
 def is_unsupported(exc: BaseException) -> Unsupported | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,18 @@ def test_scenario_registry() -> None:
     world = World(users=[], rooms=["!a:x", "!b:x"])
     for _, unit, total in SCENARIOS.values():
         assert unit and total(Plan.from_scale(1), world) >= 0
+
+
+def test_targeted_pollers_are_neither_syncers_nor_the_sender() -> None:
+    from bench.load.client import User
+    from bench.load.scenarios import _targeted
+
+    users = [User(f"@u{i}:x", f"t{i}", f"D{i}") for i in range(10)]
+    plan = dataclasses.replace(Plan.from_scale(1), syncers=3, targeted_pollers=100)
+    world = World(users=users)
+    chosen = _targeted(world, plan)
+    assert chosen == users[3:9]  # the syncers and the last user (the sender) left out
+    world.pair_rooms = {u.user_id: f"!{u.user_id}" for u in chosen}
+    create, join = SCENARIOS["create_rooms"][2], SCENARIOS["join"][2]
+    assert create(plan, world) == plan.rooms + 1 + 6
+    assert join(plan, world) == len(users) - 1 + plan.syncers * len(world.rooms) + 6
