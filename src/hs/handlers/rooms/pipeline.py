@@ -19,7 +19,9 @@ the writer hands every draft queued for a room to ``_process_batch``, which
    each event's state before being the state after its predecessor in the batch;
    batches of other rooms ready at the same time share that transaction
    (``committer.GroupCommitter``);
-4. notifies the ``events`` stream for the room and the targets of membership events.
+4. notifies the ``events`` stream for the room and the targets of membership events,
+   then runs the post-persist hooks (push actions, federation); /sync waits for the
+   hooks of the batches it covers only before reading unread counts (``hooks_settled``).
 
 Room creation (``creation.build_room``) builds its initial events with the same
 ``ChainBuilder`` from an empty room and persists them as one batch through ``persist``.
@@ -219,6 +221,15 @@ class _Tip:
     state: dict[StateKey, str | None]
 
 
+@dataclass(slots=True, eq=False)
+class _InFlight:
+    """A batch between its submission and the end of its post-persist hooks."""
+
+    done: asyncio.Future[None]
+    #: Its lowest stream position, once committed.
+    low: int | None = None
+
+
 #: ``hook(room_id, batch, results)`` run after a batch is persisted (``on_persisted``).
 PersistHook = Callable[[str, Sequence[EventToPersist], Sequence[PersistedEvent]],
                        Awaitable[None]]
@@ -246,9 +257,11 @@ class EventPipeline:
         self.committer = GroupCommitter(self._persist_group)
         self._tips: OrderedDict[str, _Tip] = OrderedDict()
         #: Post-persist hooks, awaited as ``hook(room_id, batch, results)`` after the
-        #: batch committed and before /sync is woken (push actions must be visible with
+        #: batch committed and its readers were woken; /sync waits for them before
+        #: reading unread counts (``hooks_settled``: push actions must be visible with
         #: the event). A failing hook is logged; the events stay persisted.
         self.on_persisted: list[PersistHook] = []
+        self._inflight: set[_InFlight] = set()
 
     @property
     def signing_key(self) -> SigningKey:
@@ -352,26 +365,47 @@ class EventPipeline:
                       expected_extremities: frozenset[str] | None = None
                       ) -> list[PersistedEvent]:
         """Persist the batch (in one transaction, possibly shared with other rooms'
-        batches: ``committer``), run the hooks, then wake the room and membership targets."""
+        batches: ``committer``), wake the room and membership targets, then run the hooks.
+
+        The wake-up does not wait for the hooks (push actions, the federation sender):
+        a woken /sync overlaps its reads with them and waits only where it needs their
+        result (``hooks_settled`` before reading unread counts), so the counts still
+        arrive with the event."""
         self.transactions += 1
-        results = await self.committer.submit(room_id, batch, current_delta,
-                                              expected_extremities)
-        targets = [e.pdu.state_key for e in batch
-                   if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
-        # The hooks are independent (push actions, the federation sender): run together,
-        # the woken syncs wait for the slowest one, not their sum.
-        hooks = list(self.on_persisted)
-        outcomes = await asyncio.gather(*(hook(room_id, batch, results) for hook in hooks),
-                                        return_exceptions=True)
+        flight = _InFlight(asyncio.get_running_loop().create_future())
+        self._inflight.add(flight)
+        try:
+            results = await self.committer.submit(room_id, batch, current_delta,
+                                                  expected_extremities)
+            # Deduplicated results carry older positions: waiting on them is only spare.
+            flight.low = min(r.stream_ordering for r in results)
+            targets = [e.pdu.state_key for e in batch
+                       if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
+            top = max(r.stream_ordering for r in results)
+            self.notifier.notify("events", top, rooms=[room_id], users=targets)
+            # The hooks are independent: run together, readers wait for the slowest.
+            hooks = list(self.on_persisted)
+            outcomes = await asyncio.gather(
+                *(hook(room_id, batch, results) for hook in hooks), return_exceptions=True)
+        finally:
+            self._inflight.discard(flight)
+            flight.done.set_result(None)
         for hook, outcome in zip(hooks, outcomes, strict=True):
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
             if isinstance(outcome, Exception):
                 logger.error("post-persist hook %r failed in %s", hook, room_id,
                              exc_info=outcome)
-        top = max(r.stream_ordering for r in results)
-        self.notifier.notify("events", top, rooms=[room_id], users=targets)
         return results
+
+    async def hooks_settled(self, upto: int) -> None:
+        """Return once the post-persist hooks of every batch in flight with a position
+        at or below ``upto`` (or whose positions are not known yet) have finished: a
+        reader of what the hooks write (unread counts) for events up to ``upto``."""
+        waits = [f.done for f in self._inflight if f.low is None or f.low <= upto]
+        if waits:
+            # ``wait``, not ``gather``: a cancelled reader must not cancel the futures.
+            await asyncio.wait(waits)
 
     def remember_tip(self, room_id: str, builder: ChainBuilder, drafts: Sequence[Draft]
                      ) -> None:

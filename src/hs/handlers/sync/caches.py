@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from hs.core.pdu import PDU
-from hs.handlers.sync.queries import timeline_ids
+from hs.handlers.sync.queries import recent_timeline_ids, timeline_ids
 from hs.storage.events import EventsStore
 from hs.storage.events.cache import LruCache
 
@@ -71,7 +71,9 @@ class RecentTimelines:
     async def _fetch(self, room_id: str, since: int, upto: int, limit: int
                      ) -> list[tuple[int, PDU]]:
         """Newest ``limit`` events of ``(since, upto]`` from the database, oldest first."""
-        ids = await timeline_ids(self.events.db, room_id, since, upto, limit)
+        ids = recent_timeline_ids(self.events.recent, room_id, since, upto, limit)
+        if ids is None:
+            ids = await timeline_ids(self.events.db, room_id, since, upto, limit)
         found = await self.events.get_events([e for _, e in ids])
         return [(so, found[e]) for so, e in reversed(ids) if e in found]
 

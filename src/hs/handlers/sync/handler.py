@@ -35,11 +35,15 @@ from hs.handlers.sync.queries import (
     changed_rooms,
     membership_at,
     membership_changes,
+    no_member_deltas,
+    recent_changed_rooms,
+    recent_membership_changes,
 )
 from hs.handlers.sync.rooms import RoomBuilder, SyncRequest, apply_unread
 from hs.handlers.sync.tokens import SyncToken
 from hs.http.errors import invalid_param
 from hs.storage.account_data import AccountDataChanges
+from hs.storage.events.recent import RecentWrites
 
 if TYPE_CHECKING:
     from hs.app import Services
@@ -70,13 +74,13 @@ class SyncHandler:
         self.timelines = RecentTimelines(services.events)
         self.user_rooms = UserRoomsCache()
         self.rooms = RoomBuilder(services, self.timelines)
-        db = services.db
+        #: This process's recent event writes: short ranges are read from memory.
+        self.recent: RecentWrites | None = services.events.recent
         #: Rooms with events in an events range (room -> newest position).
-        self._changed: RangeReads[dict[str, int]] = RangeReads(
-            lambda since, upto: changed_rooms(db, since, upto), 1024)
+        self._changed: RangeReads[dict[str, int]] = RangeReads(self._read_changed, 1024)
         #: Every user's membership changes in a short events range.
         self._members: RangeReads[dict[str, list[MembershipChange]]] = RangeReads(
-            lambda since, upto: all_membership_changes(db, since, upto), 64)
+            self._read_members, 64)
         #: (user, device) -> to-device position already acknowledged (deleted up to).
         self._acked: dict[tuple[str, str], int] = {}
 
@@ -237,8 +241,13 @@ class SyncHandler:
             s, user_id, device_id, base.to_device, upto.to_device)
         lists: dict[str, list[str]] = {"changed": [], "left": []}
         if incremental:
+            # Who newly shares a room (or no longer does) only moves with membership
+            # state; when the recent writes show none, skip that part of the check.
+            events_from = base.events
+            if no_member_deltas(self.recent, base.events, upto.events):
+                events_from = upto.events
             lists = await extensions.device_lists(s, user_id, base.device_lists,
-                                                  upto.device_lists, base.events, upto.events)
+                                                  upto.device_lists, events_from, upto.events)
         out: dict[str, Any] = {"presence": {"events": presence},
                                "to_device": {"events": messages}, "device_lists": lists}
         out.update(await extensions.key_counts(s, user_id, device_id))
@@ -326,7 +335,7 @@ class SyncHandler:
 
         _, built, unread = await asyncio.gather(
             self._run(jobs), self.rooms.joined_many(req, joins),
-            self._unread_counts(user_id, [r for r, _ in joins]))
+            self._unread_counts(user_id, [r for r, _ in joins], upto.events))
         join.update(built)
         split = flt.room.timeline.unread_thread_notifications
         for room_id, entry in join.items():
@@ -369,6 +378,17 @@ class SyncHandler:
             return await membership_changes(self.services.db, user_id, since, upto)
         return list((await self._members.get(since, upto)).get(user_id, ()))
 
+    async def _read_changed(self, since: int, upto: int) -> dict[str, int]:
+        found = recent_changed_rooms(self.recent, since, upto)
+        return found if found is not None else await changed_rooms(
+            self.services.db, since, upto)
+
+    async def _read_members(self, since: int, upto: int
+                            ) -> dict[str, list[MembershipChange]]:
+        found = recent_membership_changes(self.recent, since, upto)
+        return found if found is not None else await all_membership_changes(
+            self.services.db, since, upto)
+
     async def _changed_rooms(self, since: int, upto: int) -> set[str]:
         """Rooms with events in ``(since, upto]`` (one read per range: ``RangeReads``)."""
         return set(await self._changed.get(since, upto))
@@ -381,13 +401,18 @@ class SyncHandler:
         rules: dict[str, Any] | None = await reader(user_id, since)
         return rules
 
-    async def _unread_counts(self, user_id: str, room_ids: list[str]
+    async def _unread_counts(self, user_id: str, room_ids: list[str], upto: int
                              ) -> dict[str, dict[str, Any]]:
         """Per-room counts from the push service (helper S2) once it exists; zeros until."""
         push = getattr(self.services, "push", None)
         reader = getattr(push, "unread_counts", None)
         if reader is None or not room_ids:
             return {}
+        # Push actions are written after the wake-up: wait for those of the events up to
+        # ``upto`` (the other reads of this sync went on meanwhile).
+        pipeline = getattr(getattr(self.services, "rooms", None), "pipeline", None)
+        if pipeline is not None:
+            await pipeline.hooks_settled(upto)
         try:
             counts: dict[str, dict[str, Any]] = await reader(user_id, room_ids)
         except Exception:

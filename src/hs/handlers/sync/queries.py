@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hs.storage.database import Database
+from hs.storage.events.recent import RecentWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,5 +80,52 @@ async def timeline_ids(db: Database, room_id: str, since: int, upto: int, limit:
     return [(int(r[0]), r[1]) for r in rows]
 
 
+# -- the same reads from this process's recent writes (None: not known, ask the database) --
+
+def recent_changed_rooms(recent: RecentWrites | None, since: int, upto: int
+                         ) -> dict[str, int] | None:
+    """``changed_rooms`` when ``recent`` accounts for the whole range."""
+    span = None if recent is None else recent.span(since, upto)
+    if span is None:
+        return None
+    return {w.room_id: pos for pos, w in span if w.in_timeline}
+
+
+def recent_membership_changes(recent: RecentWrites | None, since: int, upto: int
+                              ) -> dict[str, list[MembershipChange]] | None:
+    """``all_membership_changes`` when ``recent`` accounts for the whole range."""
+    span = None if recent is None else recent.span(since, upto)
+    if span is None:
+        return None
+    found: dict[str, list[MembershipChange]] = {}
+    for pos, w in span:
+        if w.membership is not None:
+            user_id, membership = w.membership
+            found.setdefault(user_id, []).append(
+                MembershipChange(w.room_id, membership, w.event_id, pos))
+    return found
+
+
+def recent_timeline_ids(recent: RecentWrites | None, room_id: str, since: int, upto: int,
+                        limit: int) -> list[tuple[int, str]] | None:
+    """``timeline_ids`` when ``recent`` accounts for the whole range."""
+    span = None if recent is None else recent.span(since, upto)
+    if span is None:
+        return None
+    ids = [(pos, w.event_id) for pos, w in reversed(span)
+           if w.room_id == room_id and w.in_timeline]
+    return ids[:limit]
+
+
+def no_member_deltas(recent: RecentWrites | None, since: int, upto: int) -> bool:
+    """Whether ``recent`` shows that no ``m.room.member`` current-state change was logged
+    in ``(since, upto]`` (False: unknown, ask the database)."""
+    if since >= upto:
+        return True
+    span = None if recent is None else recent.span(since, upto)
+    return span is not None and not any(w.member_delta for _, w in span)
+
+
 __all__ = ["MembershipChange", "all_membership_changes", "changed_rooms", "membership_at",
-           "membership_changes", "timeline_ids"]
+           "membership_changes", "no_member_deltas", "recent_changed_rooms",
+           "recent_membership_changes", "recent_timeline_ids", "timeline_ids"]

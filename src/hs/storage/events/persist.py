@@ -34,6 +34,7 @@ from hs.core.dag import NewEvent, update_forward_extremities
 from hs.core.pdu import PDU, StateKey
 from hs.storage.database import Database, Transaction
 from hs.storage.events._util import chunks, qmarks
+from hs.storage.events.recent import RecentWrites, Written
 from hs.storage.events.types import (
     EventMeta,
     EventToPersist,
@@ -45,6 +46,7 @@ from hs.storage.rooms.writes import apply_current_state, write_memberships
 from hs.storage.state.store import NewGroup, StateStore, UnknownStateGroupError
 from hs.storage.streams import StreamIdGenerator
 
+MEMBER = "m.room.member"
 #: room_id -> changes to its current state (None removes the key).
 CurrentStateDeltas = Mapping[str, Mapping[StateKey, str | None]]
 
@@ -116,11 +118,14 @@ class EventPersister:
         stream: StreamIdGenerator,
         state: StateStore,
         backfill_stream: StreamIdGenerator | None = None,
+        recent: RecentWrites | None = None,
     ) -> None:
         self.db = db
         self.stream = stream
         self.state = state
         self.backfill_stream = backfill_stream
+        #: Where committed batches are recorded for /sync's short range reads.
+        self.recent = recent
 
     async def persist(
         self,
@@ -157,10 +162,15 @@ class EventPersister:
                 ))
             # Backfilled history gets negative positions: below every sync token.
             positions = [-next(backward) if e.backfilled else next(forward) for e in batch]
-            txn = await stack.enter_async_context(self.db.transaction())
-            return await _BatchWriter(
-                self, txn, batch, positions, current_state, expected_extremities
-            ).run()
+            async with self.db.transaction() as txn:
+                writer = _BatchWriter(
+                    self, txn, batch, positions, current_state, expected_extremities
+                )
+                outcome = await writer.run()
+            # Committed, positions not complete yet: readers that can see them find them.
+            if self.recent is not None:
+                self.recent.record(writer.recent_entries())
+            return outcome
 
 
 class _BatchWriter:
@@ -574,6 +584,32 @@ class _BatchWriter:
             deltas[room_id] = dict(delta)
         batch_pdus = {it.ev.pdu.event_id: it.ev.pdu for it in self.items}
         await apply_current_state(self.txn, deltas, positions, batch_pdus)
+
+    def recent_entries(self) -> list[tuple[int, Written | None]]:
+        """The batch's forward positions for ``RecentWrites``; none at all when the batch
+        holds an outlier (a later promotion moves its rows to another position)."""
+        if any(e.outlier for e in self.batch) or any(it.promote for it in self.items):
+            return []
+        member_delta = any(
+            etype == MEMBER for delta in self.current_state.values() for etype, _ in delta
+        ) or any(it.ev.pdu.type == MEMBER and it.ev.pdu.is_state() for it in self.items)
+        by_position = {it.position: it for it in self.items}
+        out: list[tuple[int, Written | None]] = []
+        for position in self.positions:
+            if position <= 0:  # backfilled: outside every sync range
+                continue
+            it = by_position.get(position)
+            if it is None:
+                out.append((position, None))  # a duplicate: nothing written there
+                continue
+            pdu = it.ev.pdu
+            membership = None
+            if (pdu.type == MEMBER and pdu.state_key is not None
+                    and pdu.membership is not None and pdu.rejected_reason is None):
+                membership = (pdu.state_key, pdu.membership)
+            out.append((position, Written(pdu.room_id, pdu.event_id, not it.ev.excluded,
+                                          membership, member_delta)))
+        return out
 
     def _meta(self, it: _Item, redacted: Mapping[str, str]) -> EventMeta:
         ev, pdu = it.ev, it.ev.pdu

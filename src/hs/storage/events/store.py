@@ -25,6 +25,7 @@ from hs.storage.database import Database
 from hs.storage.events._util import chunks, qmarks
 from hs.storage.events.cache import LruCache, scaled
 from hs.storage.events.persist import CurrentStateDeltas, EventPersister
+from hs.storage.events.recent import RecentWrites
 from hs.storage.events.timeline import TimelineMixin
 from hs.storage.events.types import EventMeta, EventToPersist, Member, PersistedEvent, RoomForUser
 from hs.storage.rooms.store import MEMBER, RoomsStore
@@ -65,7 +66,10 @@ class EventsStore(TimelineMixin):
         self.stream = events_stream
         self.state = StateStore(db, snapshot_interval=snapshot_interval, cache_factor=cache_factor)
         self.rooms = RoomsStore(db)
-        self._persister = EventPersister(db, events_stream, self.state, backfill_stream)
+        #: This process's recent writes to the events stream (/sync's short ranges).
+        self.recent = RecentWrites()
+        self._persister = EventPersister(db, events_stream, self.state, backfill_stream,
+                                         self.recent)
         self._cache: LruCache[str, tuple[PDU, EventMeta]] = LruCache(
             scaled(10_000, cache_factor)
         )
