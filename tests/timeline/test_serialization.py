@@ -272,3 +272,40 @@ async def test_no_relations_is_remembered_until_a_relation_arrives(
         assert set(await relations()) == {"m.replace"}
         await room.add(room.relation(bob, root.event_id, "m.thread", "reply"))
         assert set(await relations()) == {"m.replace", "m.thread"}
+
+
+async def test_a_message_just_sent_is_served_without_relation_reads(
+        database_config: DatabaseConfig) -> None:
+    """A client's send makes a fresh event nothing can relate to yet: the syncs it wakes
+    serialize it without reading relations; an edit sent next still shows up."""
+    from tests.server.harness import running_server
+    from tests.sync.helpers import new_user, timeline
+
+    async with running_server(database_config) as hs:
+        alice, bob = await new_user(hs, "alice"), await new_user(hs, "bob")
+        room = await alice.create_room()
+        await bob.join(room)
+        since = (await bob.sync())["next_batch"]
+        db = hs.services.db
+        calls = 0
+        original = db.fetchall
+
+        async def counting(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += "event_relations" in sql
+            return await original(sql, *args, **kwargs)
+
+        root = await alice.send(room, "root")
+        db.fetchall = counting  # type: ignore[method-assign]
+        try:
+            body = await bob.sync(since)
+            assert [e["event_id"] for e in timeline(body, room)] == [root]
+            assert calls == 0
+        finally:
+            db.fetchall = original  # type: ignore[method-assign]
+        await alice.send(room, "* edited", **{
+            "m.new_content": {"msgtype": "m.text", "body": "edited"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": root}})
+        pdus = list((await hs.services.events.get_events([root])).values())
+        served = await hs.services.timeline.serializer.serialize(pdus, None)
+        assert set(served[0]["unsigned"]["m.relations"]) == {"m.replace"}

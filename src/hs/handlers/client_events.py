@@ -265,9 +265,17 @@ class ClientEventSerializer:
 
     def _on_persisted(self, batch: Sequence[EventToPersist],
                       results: Sequence[PersistedEvent]) -> None:
-        """``EventsStore.persist_listeners`` entry (after the commit): forget "no
-        relations" for the targets of the batch's relations (edits, replies in threads,
-        references: all carry ``m.relates_to.event_id``)."""
+        """``EventsStore.persist_listeners`` entry (after the commit): events a client
+        just sent here (a transaction ID: the event and its ID were made in this process
+        a moment ago, so nothing can relate to it yet) start as "no relations", which
+        spares the first /sync serving each message its three relation reads; then forget
+        "no relations" for the targets of the batch's relations (edits, replies in
+        threads, references: all carry ``m.relates_to.event_id``), which covers a batch
+        that relates to its own events."""
+        for item, result in zip(batch, results, strict=False):
+            if (item.txn is not None and not result.deduplicated and not item.outlier
+                    and not item.backfilled and result.event_id == item.pdu.event_id):
+                self._no_relations.set(item.pdu.event_id, True)
         targets = []
         for item in batch:
             relates = item.pdu.content.get("m.relates_to")
