@@ -208,3 +208,46 @@ async def test_counts_in_sync(database_config: DatabaseConfig) -> None:
         await _receipt(bob, room, event_id)
         status, body = await bob.call("GET", f"/sync?since={body['next_batch']}&timeout=0")
         assert body["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 0
+
+
+async def test_woken_client_sees_counts_and_notifications_of_a_slow_push_hook(
+        database_config: DatabaseConfig) -> None:
+    """/sync is woken right after the commit, before the push hook has written the new
+    event's actions: the woken sync's counts and a /notifications call made at once
+    still include the event (they wait for the hook of what they cover)."""
+    import asyncio
+
+    async with running_server(database_config) as hs:
+        alice, bob = [await new_user(hs, n) for n in ("alice", "bob")]
+        room = await alice.create_room(preset="public_chat")
+        assert (await bob.join(room))[0] == 200
+        status, body = await bob.call("GET", "/sync")
+        since = body["next_batch"]
+        actions = hs.services.push.actions
+        original = actions.on_persisted
+        release = asyncio.Event()
+
+        async def slow(*args: Any) -> None:
+            await release.wait()
+            await original(*args)
+
+        hooks = hs.services.rooms.pipeline.on_persisted
+        index = next(i for i, h in enumerate(hooks) if getattr(h, "__self__", None)
+                     in (hs.services.push, actions))
+        hooks[index] = slow
+        poll = asyncio.ensure_future(bob.call("GET", f"/sync?since={since}&timeout=10000"))
+        await asyncio.sleep(0.1)
+        send = asyncio.ensure_future(_send(alice, room, "are you there?"))
+        await asyncio.sleep(0.3)
+        assert not poll.done()  # woken, but its counts wait for the hook
+        notes = asyncio.ensure_future(bob.call("GET", "/notifications"))
+        await asyncio.sleep(0.1)
+        assert not notes.done()
+        release.set()
+        event_id = await send
+        status, body = await poll
+        entry = body["rooms"]["join"][room]
+        assert [e["event_id"] for e in entry["timeline"]["events"]] == [event_id]
+        assert entry["unread_notifications"]["notification_count"] == 1
+        status, body = await notes
+        assert [n["event"]["event_id"] for n in body["notifications"]] == [event_id]

@@ -26,6 +26,9 @@ async def get_notifications(request: web.Request) -> web.Response:
             raise invalid_param("'limit' must be a positive integer")
         limit = min(int(raw_limit), MAX_LIMIT)
     only = request.query.get("only") or None
+    # Push actions are written just after a send wakes the client: include every event
+    # persisted so far, as /sync's unread counts do.
+    await services.rooms.pipeline.hooks_settled(services.events.max_stream_ordering())
     body = await services.push.counts.notifications(requester.user_id, from_token, limit,
                                                     only)
     return json_response(body)
