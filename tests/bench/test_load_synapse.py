@@ -19,7 +19,8 @@ from bench.synapse_harness import DEFAULT_SYNAPSE_VENV, PrivatePostgres, _as_pg_
 
 pytestmark = pytest.mark.slow
 TINY = Plan(users=4, rooms=2, senders=3, msgs_per_sender=3, msgs_per_room=3, syncers=2,
-            readers=2, page_limit=5, pollers=4, wake_events=2, concurrency=4)
+            readers=2, page_limit=5, pollers=4, wake_events=2, concurrency=4,
+            targeted_pollers=1)
 
 
 @pytest.mark.skipif(shutil.which("initdb") is None and not os.path.isdir("/usr/lib/postgresql"),
@@ -68,6 +69,8 @@ def test_short_run_against_synapse() -> None:
     assert results["messages"]["events"] >= TINY.senders * TINY.msgs_per_sender
     assert results["initial_sync"]["rooms_per_sync"] == TINY.rooms + 1
     assert results["wakeup"]["missed"] == 0
+    assert results["wakeup_targeted"]["missed"] == 0
+    assert results["wakeup_targeted"]["pollers"] == 1
     assert results["wakeup"]["events"] == TINY.pollers * TINY.wake_events
     assert results["send_one_room"]["cpu_s"] > 0
     assert results["send_one_room"]["peak_rss_mb"] > 10
