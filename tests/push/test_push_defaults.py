@@ -246,3 +246,52 @@ async def test_rows_per_message_do_not_grow_with_members(
         big = await _rows_per_message(hs, "!big:test.local", 40)
         assert time.perf_counter() - started < 60
         assert small == big == (10, 0)
+
+
+async def test_unchanged_members_write_in_one_statement(
+        database_config: DatabaseConfig) -> None:
+    """PostgreSQL writes a message's default row and the sender's read position in one
+    statement, without a transaction, when the room's members did not change; a join
+    (a changed member set) still goes through the transaction; counts stay right."""
+    async with running_server(database_config) as hs:
+        alice, bob, carol = [await new_user(hs, n) for n in ("alice", "bob", "carol")]
+        room = await alice.create_room(preset="public_chat")
+        assert (await bob.join(room))[0] == 200
+        await _send(alice, room, "warm up")
+        store = hs.services.push.actions.store
+        transactions = 0
+
+        class Counting:
+            """The store's database, counting the transactions the store opens."""
+
+            def __init__(self, db: Any) -> None:
+                self._db = db
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self._db, name)
+
+            def transaction(self) -> Any:
+                nonlocal transactions
+                transactions += 1
+                return self._db.transaction()
+
+        original = store.db
+        store.db = Counting(original)
+        try:
+            await _send(alice, room, "one")
+            await _send(alice, room, "two")
+            if hs.services.db.dialect == "postgres":
+                assert transactions == 0
+            assert (await carol.join(room))[0] == 200
+            three = await _send(alice, room, "three")
+            if hs.services.db.dialect == "postgres":
+                assert transactions >= 1  # carol's span: the transaction path
+        finally:
+            store.db = original
+        counts = await hs.services.push.unread_counts(bob.user_id, [room])
+        assert counts[room]["notification_count"] == 4  # warm up, one, two, three
+        counts = await hs.services.push.unread_counts(carol.user_id, [room])
+        assert counts[room]["notification_count"] == 1
+        await _receipt(bob, room, three)
+        counts = await hs.services.push.unread_counts(bob.user_id, [room])
+        assert counts[room]["notification_count"] == 0

@@ -193,6 +193,9 @@ class PushActionsStore:
         defaults = [d for c in work for d in c.defaults]
         reads = [s for c in work for s in c.reads]
         sets = [m for c in work for m in c.members]
+        if (self.db.dialect == "postgres" and sets and not rows
+                and await self._unchanged_sets_pg(defaults, reads, sets)):
+            return
         async with self.db.transaction() as txn:
             if self.db.dialect == "postgres" and sets:
                 await self._defaults_and_sets_pg(txn, defaults, sets)
@@ -213,6 +216,33 @@ class PushActionsStore:
                     " SET stream_ordering = excluded.stream_ordering"
                     " WHERE push_sender_reads.stream_ordering < excluded.stream_ordering",
                     _highest_reads(reads))
+
+    async def _unchanged_sets_pg(self, defaults: Sequence[DefaultRow],
+                                 reads: Sequence[tuple[str, str, str, int]],
+                                 sets: Sequence[MemberSet]) -> bool:
+        """PostgreSQL, the common case (no member set changed, no exception rows): the
+        default rows and the sender read positions in ONE statement, written only if the
+        sets are unchanged (a statement is atomic on its own: no BEGIN/COMMIT round trips).
+        False when a set changed: nothing was written, the caller's transaction does it
+        all (every write here is idempotent)."""
+        check, args = changed_check_pg(sets)
+        sql = f"WITH {check}"
+        if defaults:
+            arrays = ", ".join(f"?::{t}[]" for t in _DEFAULT_TYPES)
+            sql += (f", ins AS (INSERT INTO event_push_defaults ({_DEFAULT_COLUMNS})"
+                    f" SELECT * FROM unnest({arrays}) WHERE NOT EXISTS (SELECT 1 FROM chk)"
+                    " ON CONFLICT (stream_ordering) DO NOTHING)")
+            args += [list(col) for col in zip(*defaults, strict=True)]
+        if reads:
+            sql += (", rd AS (INSERT INTO push_sender_reads (user_id, room_id, thread_id,"
+                    " stream_ordering) SELECT * FROM unnest(?::TEXT[], ?::TEXT[], ?::TEXT[],"
+                    " ?::BIGINT[]) WHERE NOT EXISTS (SELECT 1 FROM chk)"
+                    " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE"
+                    " SET stream_ordering = excluded.stream_ordering"
+                    " WHERE push_sender_reads.stream_ordering < excluded.stream_ordering)")
+            args += [list(col) for col in zip(*_highest_reads(reads), strict=True)]
+        changed = await self.db.fetchall(sql + " SELECT room_id FROM chk LIMIT 1", *args)
+        return not changed
 
     async def _defaults_and_sets_pg(self, txn: Transaction, defaults: Sequence[DefaultRow],
                                     sets: Sequence[MemberSet]) -> None:
