@@ -250,4 +250,5 @@ async def test_woken_client_sees_counts_and_notifications_of_a_slow_push_hook(
         assert [e["event_id"] for e in entry["timeline"]["events"]] == [event_id]
         assert entry["unread_notifications"]["notification_count"] == 1
         status, body = await notes
+        assert status == 200
         assert [n["event"]["event_id"] for n in body["notifications"]] == [event_id]
