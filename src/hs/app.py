@@ -185,6 +185,7 @@ class Services:
             self.events, self.clock,
             lambda pdus, user_id: self.timeline.serializer.serialize(pdus, Viewer(user_id)))
         self.rooms.pipeline.on_persisted.append(self.push.on_persisted)
+        self.rooms.pipeline.on_state_changed.append(self.push.actions.forget_room)
         self.devices.on_deleted.append(self.push.pushers.on_devices_deleted)
         self.sync = SyncHandler(self)
         self.device_lists.token_parser = device_list_positions

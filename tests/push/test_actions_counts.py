@@ -252,3 +252,48 @@ async def test_woken_client_sees_counts_and_notifications_of_a_slow_push_hook(
         status, body = await notes
         assert status == 200
         assert [n["event"]["event_id"] for n in body["notifications"]] == [event_id]
+
+
+async def test_room_members_are_read_again_only_after_a_state_change(
+        database_config: DatabaseConfig) -> None:
+    """The hook keeps a room's members and power levels between messages and drops them
+    when the room's state changes: a new member is counted from its join on, and a
+    power-levels change (who may @room) applies to the next message."""
+    async with running_server(database_config) as hs:
+        alice, bob, carol = [await new_user(hs, n) for n in ("alice", "bob", "carol")]
+        room = await alice.create_room(preset="public_chat")
+        assert (await bob.join(room))[0] == 200
+        await _send(alice, room, "warm up")
+        events = hs.services.push.actions.events
+        reads = 0
+        original = events.get_members
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await original(*args, **kwargs)
+
+        events.get_members = counting  # type: ignore[method-assign]
+        try:
+            await _send(alice, room, "one")
+            await _send(alice, room, "two")
+            assert reads == 0
+            assert (await carol.join(room))[0] == 200
+            await _send(alice, room, "three")
+            assert reads >= 1
+        finally:
+            events.get_members = original  # type: ignore[method-assign]
+        assert (await _counts(hs, carol.user_id, room))["notification_count"] == 1
+        # bob (level 0) may not notify the whole room until the room level is lowered.
+        mention_room = {"m.mentions": {"room": True}}
+        await _send(bob, room, "@room one", **mention_room)
+        assert (await _counts(hs, carol.user_id, room))["highlight_count"] == 0
+        status, levels = await alice.call(
+            "GET", f"/rooms/{q(room)}/state/m.room.power_levels/")
+        assert status == 200
+        levels["notifications"] = {"room": 0}
+        status, _ = await alice.call("PUT", f"/rooms/{q(room)}/state/m.room.power_levels/",
+                                     levels)
+        assert status == 200
+        await _send(bob, room, "@room two", **mention_room)
+        assert (await _counts(hs, carol.user_id, room))["highlight_count"] == 1

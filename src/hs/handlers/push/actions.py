@@ -3,8 +3,10 @@ does each event notify or highlight (client-server "Push Rules", "Server behavio
 "homeservers process push rules for each of the local users in the room (excluding the
 sender)").
 
-Per batch: one members read (joined members with their display names), the current power
-levels, the recipients' compiled rules (cached by (user, rules version)). Per event: one
+Per batch: the room's joined members (with their display names) and its create and power
+levels events, cached per room until the room pipeline reports a possible current-state
+change (``forget_room``), and the recipients' compiled rules (cached by (user, rules
+version)). Per event: one
 ``flatten_event``; per (event, recipient): one native ``evaluate_result`` with a
 ``PushContext`` shared by recipients of the same display name.
 
@@ -13,8 +15,9 @@ common outcome as one default row, rows only for the recipients whose outcome di
 (``outcomes``), and the batch's local member set, which the default rows of the batch's
 events cover (stored as spans, rewritten only when it changed). The senders' own read
 positions go in the same batched write (sending an event marks what precedes it as read).
-It runs before the pipeline wakes /sync, so the new counts appear in the same response as
-the event (spec: "MUST appear in the same /sync response as the event itself").
+It runs right after the pipeline wakes /sync, whose unread counts wait for it
+(``EventPipeline.hooks_settled``), so the new counts appear in the same response as the
+event (spec: "MUST appear in the same /sync response as the event itself").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hs.core.pdu import PDU
@@ -30,6 +34,7 @@ from hs.core.push_rules import PushContext, evaluate_result, flatten_event
 from hs.handlers.push.outcomes import NOTHING, Outcome, OutcomeCodec, split
 from hs.handlers.push.rules import PushRulesHandler
 from hs.storage.events import EventsStore
+from hs.storage.events.cache import LruCache
 from hs.storage.events.types import EventToPersist, PersistedEvent
 from hs.storage.push import MAIN_THREAD, ActionRow, DefaultRow, PushActionsStore
 from hs.storage.push.member_spans import member_set
@@ -47,6 +52,17 @@ _MAX_LEVEL = 2**53 - 1
 #: One evaluated event: (pdu, stream ordering, (user, outcome) of the joined members but
 #: the sender, (user, outcome) of recipients that are not joined: a local invitee).
 Evaluated = tuple[PDU, int, list[tuple[str, Outcome]], list[tuple[str, Outcome]]]
+#: Rooms whose members and power levels are kept.
+ROOM_FACTS_CACHE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class _RoomFacts:
+    """What evaluating a room's events needs of its current state (read-only)."""
+
+    members: Mapping[str, Any]  # joined: user -> Member
+    create: PDU | None
+    power: PDU | None
 
 
 def _relation(content: Any) -> tuple[str | None, str | None]:
@@ -72,6 +88,28 @@ class PushActionsHandler:
         #: Totals for the cost measurement: evaluations done and seconds spent in them.
         self.evaluations = 0
         self.eval_seconds = 0.0
+        self._facts: LruCache[str, _RoomFacts] = LruCache(ROOM_FACTS_CACHE)
+        #: Bumped by every ``forget_room``: a read that raced one is not kept.
+        self._epoch = 0
+
+    def forget_room(self, room_id: str) -> None:
+        """``EventPipeline.on_state_changed``: the room's current state may have moved."""
+        self._epoch += 1
+        self._facts.invalidate([room_id])
+
+    async def _room_facts(self, room_id: str) -> _RoomFacts:
+        facts = self._facts.get(room_id)
+        if facts is not None:
+            return facts
+        epoch = self._epoch
+        members = await self.events.get_members(room_id, ["join"])
+        state_ids = await self.events.get_current_state_ids(room_id, [CREATE, POWER_LEVELS])
+        state = await self.events.get_events(list(state_ids.values()))
+        facts = _RoomFacts(members, state.get(state_ids.get(CREATE, "")),
+                           state.get(state_ids.get(POWER_LEVELS, "")))
+        if epoch == self._epoch:
+            self._facts.set(room_id, facts)
+        return facts
 
     async def thread_of(self, pdu: PDU) -> str:
         """The thread root's event ID, or ``main``: the event's own ``m.thread`` relation,
@@ -97,7 +135,8 @@ class PushActionsHandler:
         if not todo:
             return
         sender_reads: dict[tuple[str, str, str], int] = {}
-        members = await self.events.get_members(room_id, ["join"])
+        facts = await self._room_facts(room_id)
+        members = facts.members
         joined = [u for u in members if u.endswith(self.suffix)]
         invited = {p.state_key for p, _ in todo
                    if p.type == "m.room.member" and p.membership == "invite"
@@ -107,7 +146,7 @@ class PushActionsHandler:
         defaults: list[DefaultRow] = []
         senders = {p.sender for p, _ in todo}
         if invited or any(u not in senders for u in joined) or len(senders) > 1:
-            defaults, rows = await self._evaluate(room_id, todo, members, joined, invited)
+            defaults, rows = await self._evaluate(room_id, todo, facts, joined, invited)
         for pdu, pos in todo:
             if pdu.sender.endswith(self.suffix):
                 key = (pdu.sender, room_id, await self.thread_of(pdu))
@@ -119,13 +158,10 @@ class PushActionsHandler:
                              defaults=defaults, members=[covered])
 
     async def _evaluate(self, room_id: str, todo: list[tuple[PDU, int]],
-                        members: Mapping[str, Any], joined: list[str], invited: set[str]
+                        facts: _RoomFacts, joined: list[str], invited: set[str]
                         ) -> tuple[list[DefaultRow], list[ActionRow]]:
         compiled = await self.rules.compiled_for([*joined, *invited])
-        state_ids = await self.events.get_current_state_ids(room_id, [CREATE, POWER_LEVELS])
-        state = await self.events.get_events(list(state_ids.values()))
-        create = state.get(state_ids.get(CREATE, ""))
-        power = state.get(state_ids.get(POWER_LEVELS, ""))
+        members, create, power = facts.members, facts.create, facts.power
         levels = power.content.get("notifications") if power is not None else None
         notification_levels = levels if isinstance(levels, Mapping) else None
         count = len(members)

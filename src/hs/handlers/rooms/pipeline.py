@@ -262,6 +262,10 @@ class EventPipeline:
         #: the event). A failing hook is logged; the events stay persisted.
         self.on_persisted: list[PersistHook] = []
         self._inflight: set[_InFlight] = set()
+        #: ``listener(room_id)`` called right after a commit that may have changed the
+        #: room's current state (a state event, or a resolved delta), before anything is
+        #: woken: caches of current state built by hooks drop the room there.
+        self.on_state_changed: list[Callable[[str], None]] = []
 
     @property
     def signing_key(self) -> SigningKey:
@@ -379,6 +383,9 @@ class EventPipeline:
                                                   expected_extremities)
             # Deduplicated results carry older positions: waiting on them is only spare.
             flight.low = min(r.stream_ordering for r in results)
+            if current_delta or any(e.pdu.is_state() and not e.outlier for e in batch):
+                for listener in self.on_state_changed:
+                    listener(room_id)
             targets = [e.pdu.state_key for e in batch
                        if e.pdu.type == "m.room.member" and e.pdu.state_key is not None]
             top = max(r.stream_ordering for r in results)
