@@ -184,4 +184,6 @@ async def run_rounds(runs: list[TargetRun], scenarios: list[str], rounds: int) -
 
 
 def client_for(target: Target, plan: Plan) -> Client:
-    return Client(target.base_url, connections=plan.pollers + plan.concurrency * 2 + 10)
+    # Every long-poller holds a connection: the sends must not queue behind them.
+    pollers = max(plan.pollers, plan.targeted_pollers)
+    return Client(target.base_url, connections=pollers + plan.concurrency * 2 + 10)

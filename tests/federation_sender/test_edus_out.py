@@ -113,3 +113,42 @@ async def test_pipeline_hook_sends_local_events(database_config) -> None:
         assert "unsigned" not in client.pdus()[0]
         rows = await s.sender.store.catch_up_events(REMOTE, 0, 10)
         assert rows == [(mine.event_id, meta[mine.event_id][1].stream_ordering)]
+
+
+async def test_room_servers_are_kept_until_the_room_state_changes(database_config) -> None:
+    """The hook reads a room's servers once, not per message; the pipeline's state-change
+    signal makes the next message read them again (a server that left gets nothing)."""
+    async with homeserver(database_config) as hs:
+        s = hs.services
+        alice, room, client = await _setup(hs)
+        assert s.sender.forget_room in s.rooms.pipeline.on_state_changed
+        store = s.sender.store
+        reads = 0
+        original = store.servers_in_rooms
+
+        async def counting(room_ids: Any) -> Any:
+            nonlocal reads
+            reads += 1
+            return await original(room_ids)
+
+        store.servers_in_rooms = counting  # type: ignore[method-assign]
+        room_id = room.rb.room_id
+
+        async def hook(pdu: Any) -> None:
+            await room._persist([pdu])
+            meta = await s.events.get_events_with_meta([pdu.event_id])
+            await s.sender.on_persisted(
+                room_id, [EventToPersist(pdu, state_before=StateAfter(pdu.event_id))],
+                [PersistedEvent(pdu.event_id, meta[pdu.event_id][1].stream_ordering, None)])
+
+        await hook(room.rb.message("one", sender=alice.user_id))
+        await hook(room.rb.message("two", sender=alice.user_id))
+        assert reads == 1
+        await wait_for(lambda: len(client.pdus()) == 2)
+        # BOB leaves (persisted directly here, so the test gives the pipeline's signal).
+        await room._persist([room.rb.member(BOB, "leave", sender=BOB)])
+        s.sender.forget_room(room_id)
+        await hook(room.rb.message("three", sender=alice.user_id))
+        assert reads == 2
+        await s.sender.flush()
+        assert [p["content"]["body"] for p in client.pdus()] == ["one", "two"]

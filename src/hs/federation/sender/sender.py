@@ -20,11 +20,14 @@ from hs.federation.sender.queue import (
 )
 from hs.federation.sender.transaction import TxnIds
 from hs.storage.events import EventToPersist
+from hs.storage.events.cache import LruCache
 from hs.storage.events.types import PersistedEvent
 from hs.storage.federation import FederationSenderStore
 from hs.storage.to_device import ToDeviceStore
 
 logger = logging.getLogger(__name__)
+#: Rooms whose servers are kept.
+SERVERS_CACHE = 2048
 
 
 def _wall_ms() -> int:
@@ -50,6 +53,10 @@ class FederationSender:
         #: The outbound EDU producer feeding this sender (set by ``wiring``), closed with it.
         self.outbound: Any = None
         self._closed = False
+        #: room -> servers of its joined members, until the room pipeline reports a
+        #: possible current-state change (``forget_room``): one read less per message.
+        self._servers: LruCache[str, frozenset[str]] = LruCache(SERVERS_CACHE)
+        self._epoch = 0  # bumped by forget_room: a read that raced one is not kept
         self._resume_task: asyncio.Task[None] | None = None
 
     def allowed(self, destination: str) -> bool:
@@ -109,8 +116,22 @@ class FederationSender:
                 extra.add(server_of(pdu.state_key))
         if not pdus:
             return
-        servers = (await self.store.servers_in_rooms([room_id]))[room_id] | extra
+        servers = await self._servers_in_room(room_id) | extra
         await self.send_pdus(room_id, pdus, servers)
+
+    def forget_room(self, room_id: str) -> None:
+        """``EventPipeline.on_state_changed``: the room's members may have changed."""
+        self._epoch += 1
+        self._servers.invalidate([room_id])
+
+    async def _servers_in_room(self, room_id: str) -> frozenset[str]:
+        servers = self._servers.get(room_id)
+        if servers is None:
+            epoch = self._epoch
+            servers = frozenset((await self.store.servers_in_rooms([room_id]))[room_id])
+            if epoch == self._epoch:
+                self._servers.set(room_id, servers)
+        return servers
 
     # -- EDUs -------------------------------------------------------------------------------
 

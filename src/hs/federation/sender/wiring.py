@@ -43,6 +43,7 @@ def wire_federation_sending(services: Services
         outbound.start()
         sender.start()
     services.rooms.pipeline.on_persisted.append(sender.on_persisted)
+    services.rooms.pipeline.on_state_changed.append(sender.forget_room)
     queries = FederationQueries(name, client)
     # Client handlers that expose a ``remote`` hook for other servers' users get the
     # outbound queries (profiles: ``query_profile``; E2E keys: ``query_keys``/``claim_keys``).
