@@ -262,6 +262,53 @@ async def initial_sync(client: Client, world: World, plan: Plan, rec: Recorder) 
     rec.extra["rooms_per_sync"] = max(sizes) if sizes else 0
 
 
+async def _prime(client: Client, pollers: list[User], plan: Plan) -> list[str | None]:
+    """Each poller's first sync token (the long-polls start from there)."""
+    tokens: list[str | None] = [None] * len(pollers)
+
+    async def prime(i: int) -> None:
+        tokens[i] = (await client.sync(pollers[i], filter_json=POLL_FILTER))["next_batch"]
+
+    await bounded(range(len(pollers)), prime, plan.concurrency)
+    return tokens
+
+
+async def _long_poll(client: Client, rec: Recorder, user: User, since: str | None, room: str,
+                     run_id: str, polls: int, stop: asyncio.Event,
+                     arrived: Callable[[int, float], None]) -> None:
+    """Long-poll as ``user`` until ``stop`` (at most ``polls`` requests), calling
+    ``arrived(bench_seq, arrival time)`` for each event of this run in ``room``."""
+    for _ in range(polls):
+        if stop.is_set():
+            return
+        try:
+            reply = await client.sync(user, since=since, timeout_ms=20_000,
+                                      filter_json=POLL_FILTER)
+        except FAILURES as exc:
+            rec.failed(exc)
+            await asyncio.sleep(0.1)
+            continue
+        now = time.perf_counter()
+        since = reply["next_batch"]
+        timeline = (reply.get("rooms", {}).get("join", {}).get(room, {})
+                    .get("timeline", {}).get("events", []))
+        for event in timeline:
+            content = event.get("content", {})
+            seq = content.get("bench_seq")
+            if content.get("bench_run") == run_id and isinstance(seq, int):
+                arrived(seq, now)
+
+
+async def _wake(client: Client, sender: User, room: str, run_id: str, seq: int,
+                sent_at: dict[int, float], done: asyncio.Event) -> None:
+    """Send this run's event ``seq`` into ``room`` (its start time in ``sent_at``) and wait,
+    at most 30 s, until the pollers report it (``done``)."""
+    sent_at[seq] = time.perf_counter()
+    await client.send_text(sender, room, f"wake {seq}", {"bench_run": run_id, "bench_seq": seq})
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), 30)
+
+
 async def wakeup(client: Client, world: World, plan: Plan, rec: Recorder) -> None:
     """Incremental-sync wake-up latency: many users long-poll, one user sends.
 
@@ -277,49 +324,25 @@ async def wakeup(client: Client, world: World, plan: Plan, rec: Recorder) -> Non
     got: list[set[int]] = [set() for _ in range(plan.wake_events)]
     all_in = [asyncio.Event() for _ in range(plan.wake_events)]
     stop = asyncio.Event()
-    tokens: list[str | None] = [None] * len(pollers)
+    tokens = await _prime(client, pollers, plan)
 
-    async def prime(i: int) -> None:
-        tokens[i] = (await client.sync(pollers[i], filter_json=POLL_FILTER))["next_batch"]
-
-    await bounded(range(len(pollers)), prime, plan.concurrency)
+    def arrived(i: int, seq: int, now: float) -> None:
+        if 0 <= seq < plan.wake_events and i not in got[seq] and seq in sent_at:
+            got[seq].add(i)
+            rec.ok(now - sent_at[seq])
+            if len(got[seq]) == len(pollers):
+                all_in[seq].set()
 
     async def poll(i: int) -> None:
-        since = tokens[i]
-        for _ in range(plan.wake_events * 20 + 50):
-            if stop.is_set():
-                return
-            try:
-                reply = await client.sync(pollers[i], since=since, timeout_ms=20_000,
-                                          filter_json=POLL_FILTER)
-            except FAILURES as exc:
-                rec.failed(exc)
-                await asyncio.sleep(0.1)
-                continue
-            now = time.perf_counter()
-            since = reply["next_batch"]
-            timeline = (reply.get("rooms", {}).get("join", {}).get(room, {})
-                        .get("timeline", {}).get("events", []))
-            for event in timeline:
-                content = event.get("content", {})
-                seq = content.get("bench_seq")
-                if content.get("bench_run") != run_id or not isinstance(seq, int):
-                    continue
-                if 0 <= seq < plan.wake_events and i not in got[seq] and seq in sent_at:
-                    got[seq].add(i)
-                    rec.ok(now - sent_at[seq])
-                    if len(got[seq]) == len(pollers):
-                        all_in[seq].set()
+        await _long_poll(client, rec, pollers[i], tokens[i], room, run_id,
+                         plan.wake_events * 20 + 50, stop,
+                         lambda seq, now: arrived(i, seq, now))
 
     async def send_all() -> None:
         try:
             for seq in range(plan.wake_events):
                 await asyncio.sleep(0.3)  # let every poller get back into its long-poll
-                sent_at[seq] = time.perf_counter()
-                await client.send_text(sender, room, f"wake {seq}",
-                                       {"bench_run": run_id, "bench_seq": seq})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(all_in[seq].wait(), 30)
+                await _wake(client, sender, room, run_id, seq, sent_at, all_in[seq])
         finally:
             stop.set()
 
@@ -351,47 +374,25 @@ async def wakeup_targeted(client: Client, world: World, plan: Plan, rec: Recorde
     sent_at: dict[int, float] = {}
     delivered = [asyncio.Event() for _ in range(sends)]
     stop = asyncio.Event()
-    tokens: list[str | None] = [None] * len(pollers)
+    tokens = await _prime(client, pollers, plan)
 
-    async def prime(i: int) -> None:
-        tokens[i] = (await client.sync(pollers[i], filter_json=POLL_FILTER))["next_batch"]
-
-    await bounded(range(len(pollers)), prime, plan.concurrency)
+    def arrived(seq: int, now: float) -> None:
+        if seq in sent_at and not delivered[seq].is_set():
+            rec.ok(now - sent_at[seq])
+            delivered[seq].set()
 
     async def poll(i: int) -> None:
-        since, room = tokens[i], world.pair_rooms[pollers[i].user_id]
-        for _ in range(sends * 2 + 50):
-            if stop.is_set():
-                return
-            try:
-                reply = await client.sync(pollers[i], since=since, timeout_ms=20_000,
-                                          filter_json=POLL_FILTER)
-            except FAILURES as exc:
-                rec.failed(exc)
-                await asyncio.sleep(0.1)
-                continue
-            now = time.perf_counter()
-            since = reply["next_batch"]
-            timeline = (reply.get("rooms", {}).get("join", {}).get(room, {})
-                        .get("timeline", {}).get("events", []))
-            for event in timeline:
-                content = event.get("content", {})
-                seq = content.get("bench_seq")
-                if (content.get("bench_run") == run_id and isinstance(seq, int)
-                        and seq in sent_at and not delivered[seq].is_set()):
-                    rec.ok(now - sent_at[seq])
-                    delivered[seq].set()
+        await _long_poll(client, rec, pollers[i], tokens[i],
+                         world.pair_rooms[pollers[i].user_id], run_id, sends * 2 + 50, stop,
+                         arrived)
 
     async def send_all() -> None:
         try:
             for seq in range(sends):
                 i = seq % len(pollers)
                 await asyncio.sleep(0.05)  # the previous poller long-polls again
-                sent_at[seq] = time.perf_counter()
-                await client.send_text(sender, world.pair_rooms[pollers[i].user_id],
-                                       f"wake {seq}", {"bench_run": run_id, "bench_seq": seq})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(delivered[seq].wait(), 30)
+                await _wake(client, sender, world.pair_rooms[pollers[i].user_id], run_id, seq,
+                            sent_at, delivered[seq])
         finally:
             stop.set()
 

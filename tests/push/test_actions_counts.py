@@ -31,6 +31,16 @@ async def _counts(hs: Client, user_id: str, room_id: str) -> dict[str, Any]:
     return (await hs.services.push.unread_counts(user_id, [room_id]))[room_id]
 
 
+async def alice_and_bob_talking(hs: Client) -> tuple[User, User, User, str]:
+    """alice, bob and carol; a public room of alice's that bob joined and that has one
+    message (so the push hook has run once); carol is not in it."""
+    alice, bob, carol = [await new_user(hs, n) for n in ("alice", "bob", "carol")]
+    room = await alice.create_room(preset="public_chat")
+    assert (await bob.join(room))[0] == 200
+    await _send(alice, room, "warm up")
+    return alice, bob, carol, room
+
+
 async def _receipt(u: User, room_id: str, event_id: str, rtype: str = "m.read",
                    thread: str | None = None) -> None:
     body = {} if thread is None else {"thread_id": thread}
@@ -260,10 +270,7 @@ async def test_room_members_are_read_again_only_after_a_state_change(
     when the room's state changes: a new member is counted from its join on, and a
     power-levels change (who may @room) applies to the next message."""
     async with running_server(database_config) as hs:
-        alice, bob, carol = [await new_user(hs, n) for n in ("alice", "bob", "carol")]
-        room = await alice.create_room(preset="public_chat")
-        assert (await bob.join(room))[0] == 200
-        await _send(alice, room, "warm up")
+        alice, bob, carol, room = await alice_and_bob_talking(hs)
         events = hs.services.push.actions.events
         reads = 0
         original = events.get_members

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.directory.helpers import make_room
-from tests.push.test_actions_counts import _receipt, _send
+from tests.push.test_actions_counts import _receipt, _send, alice_and_bob_talking
 from tests.rooms.helpers import User, new_user, q
 from tests.server.harness import Client, running_server
 
@@ -254,10 +254,7 @@ async def test_unchanged_members_write_in_one_statement(
     statement, without a transaction, when the room's members did not change; a join
     (a changed member set) still goes through the transaction; counts stay right."""
     async with running_server(database_config) as hs:
-        alice, bob, carol = [await new_user(hs, n) for n in ("alice", "bob", "carol")]
-        room = await alice.create_room(preset="public_chat")
-        assert (await bob.join(room))[0] == 200
-        await _send(alice, room, "warm up")
+        alice, bob, carol, room = await alice_and_bob_talking(hs)
         store = hs.services.push.actions.store
         transactions = 0
 

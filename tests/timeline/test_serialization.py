@@ -3,6 +3,10 @@ bundled aggregations; ``/event`` and ``/context``."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 from tests.timeline.helpers import Room, ids, make_user, q, room_id, server_with_users
 
 from hs.handlers.client_events import Viewer
@@ -236,6 +240,24 @@ async def test_page_serialization_is_batched(database_config: DatabaseConfig) ->
         assert 0 < large <= small, (small, large)
 
 
+@contextlib.contextmanager
+def _relation_reads(db: Any) -> Iterator[list[int]]:
+    """Counts the reads of ``event_relations`` made through ``db`` meanwhile (in a
+    one-element list, updated in place)."""
+    count = [0]
+    original = db.fetchall
+
+    async def counting(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
+        count[0] += "event_relations" in sql
+        return await original(sql, *args, **kwargs)
+
+    db.fetchall = counting
+    try:
+        yield count
+    finally:
+        db.fetchall = original
+
+
 async def test_no_relations_is_remembered_until_a_relation_arrives(
         database_config: DatabaseConfig) -> None:
     """An event without relations is not asked about again (most messages), and an edit,
@@ -253,21 +275,9 @@ async def test_no_relations_is_remembered_until_a_relation_arrives(
             return out[0]["unsigned"].get("m.relations", {})
 
         assert await relations() == {}
-        db = client.services.db
-        calls = 0
-        original = db.fetchall
-
-        async def counting(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
-            nonlocal calls
-            calls += "event_relations" in sql
-            return await original(sql, *args, **kwargs)
-
-        db.fetchall = counting  # type: ignore[method-assign]
-        try:
+        with _relation_reads(client.services.db) as reads:
             assert await relations() == {}
-            assert calls == 0  # remembered: no relation reads
-        finally:
-            db.fetchall = original  # type: ignore[method-assign]
+            assert reads == [0]  # remembered: no relation reads
         await room.add(room.relation(alice, root.event_id, "m.replace", "edited"))
         assert set(await relations()) == {"m.replace"}
         await room.add(room.relation(bob, root.event_id, "m.thread", "reply"))
@@ -286,23 +296,11 @@ async def test_a_message_just_sent_is_served_without_relation_reads(
         room = await alice.create_room()
         await bob.join(room)
         since = (await bob.sync())["next_batch"]
-        db = hs.services.db
-        calls = 0
-        original = db.fetchall
-
-        async def counting(sql, *args, **kwargs):  # type: ignore[no-untyped-def]
-            nonlocal calls
-            calls += "event_relations" in sql
-            return await original(sql, *args, **kwargs)
-
         root = await alice.send(room, "root")
-        db.fetchall = counting  # type: ignore[method-assign]
-        try:
+        with _relation_reads(hs.services.db) as reads:
             body = await bob.sync(since)
             assert [e["event_id"] for e in timeline(body, room)] == [root]
-            assert calls == 0
-        finally:
-            db.fetchall = original  # type: ignore[method-assign]
+            assert reads == [0]
         await alice.send(room, "* edited", **{
             "m.new_content": {"msgtype": "m.text", "body": "edited"},
             "m.relates_to": {"rel_type": "m.replace", "event_id": root}})
