@@ -255,3 +255,25 @@ async def test_metrics_count_persisted_events(database_config):
         live = counts['hs_events_persisted_total{kind="live"}']
         assert live >= 3 + 5
         assert 1 <= counts["hs_event_persist_batches_total"] < live
+
+
+async def test_retry_gets_the_original_event_even_when_it_would_now_be_refused(
+        database_config):
+    """The transaction-ID lookup runs alongside the send: a retry is still answered with
+    the event its first attempt created, even once that user may no longer send there,
+    and the room keeps working after a retried (deduplicated) send."""
+    async with running_server(database_config) as hs:
+        alice, bob = await new_user(hs, "alice"), await new_user(hs, "bob")
+        room_id = await alice.create_room(preset="public_chat")
+        assert (await bob.join(room_id))[0] == 200
+        status, first = await bob.send(room_id, "b1")
+        assert status == 200
+        status, again = await bob.send(room_id, "b1")  # a plain retry: deduplicated
+        assert (status, again) == (200, first)
+        status, after = await alice.send(room_id, "a1")  # the room's tip is still right
+        assert status == 200 and after["event_id"] != first["event_id"]
+        assert (await bob.member_op("leave", room_id))[0] == 200
+        status, late = await bob.send(room_id, "b1")
+        assert (status, late) == (200, first)
+        status, err = await bob.send(room_id, "b2")
+        assert (status, err["errcode"]) == (403, "M_FORBIDDEN")

@@ -354,7 +354,11 @@ class EventPipeline:
         except BaseException:
             self._tips.pop(room_id, None)
             raise
-        self.remember_tip(room_id, builder, drafts)
+        if any(r.deduplicated for r in results):
+            # A retried transaction ID: its new event was not written, the tip is not it.
+            self._tips.pop(room_id, None)
+        else:
+            self.remember_tip(room_id, builder, drafts)
         out: list[SentEvent | BaseException] = []
         for o in outcomes:
             if isinstance(o, BaseException):

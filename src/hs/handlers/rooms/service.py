@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 VERSION_CACHE_SIZE = 10_000
 
 
+def _retrieved(task: asyncio.Future[str | None]) -> None:
+    """Mark a failed lookup's error as seen (the send may not have needed it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class RoomHandler:
     """Facade over the event pipeline, room creation, membership and upgrades."""
 
@@ -145,13 +151,26 @@ class RoomHandler:
     async def _send_txn(self, requester: Requester, room_id: str, event_type: str,
                         content: dict[str, Any], state_key: str | None, txn_id: str,
                         redacts: str | None, ratelimit: bool) -> SentEvent:
-        existing = await self.events.event_id_for_txn(
-            requester.user_id, requester.device_id, room_id, txn_id)
-        if existing is not None:
-            return SentEvent(existing, 0, True)
+        # The earlier use of this transaction ID, if any, is read alongside the send rather
+        # than before it (a round trip off every send's latency): a retry's event is
+        # deduplicated by the persister anyway (same transaction ID), and a retry this
+        # attempt would refuse (rate limit, membership or power changed since) still gets
+        # the original answer from the read.
+        earlier = asyncio.ensure_future(self.events.event_id_for_txn(
+            requester.user_id, requester.device_id, room_id, txn_id))
+        earlier.add_done_callback(_retrieved)
         txn = TxnKey(requester.user_id, requester.device_id, txn_id)
-        return await self._send_checked(requester, room_id, event_type, content, state_key,
-                                        txn, redacts, ratelimit)
+        try:
+            return await self._send_checked(requester, room_id, event_type, content,
+                                            state_key, txn, redacts, ratelimit)
+        except MatrixError:
+            try:
+                existing = await earlier
+            except Exception:
+                existing = None  # the refusal stands
+            if existing is not None:
+                return SentEvent(existing, 0, True)
+            raise
 
     async def _send_checked(self, requester: Requester, room_id: str, event_type: str,
                             content: dict[str, Any], state_key: str | None,
