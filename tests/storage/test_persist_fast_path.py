@@ -15,6 +15,7 @@ from hs.storage.database import DatabaseConfig
 from hs.storage.events import EventToPersist, StateAfter, TxnKey
 from hs.storage.events import persist as persist_mod
 from hs.storage.events.persist import StaleExtremitiesError
+from hs.storage.streams import StreamIdGenerator
 
 _NOW = 1_750_000_000_000
 
@@ -182,3 +183,44 @@ async def test_fast_path_writes_what_the_general_path_writes(
     events = {r[1]: r for r in general_tables["events"]}
     assert len(events) > 15
     assert any(r[13] for r in events.values())  # some event is redacted
+
+
+async def test_fast_path_completes_its_positions_in_the_same_statement(
+    database_config: DatabaseConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast call also completes the batch's positions (no completion round trip, the
+    stream's current position is the batch's at once); a batch it declines is completed
+    the usual way."""
+    if database_config.dialect != "postgres":
+        pytest.skip("the fast path is PostgreSQL's")
+    completions: list[list[int]] = []
+    real = StreamIdGenerator._persist_completion
+
+    async def counting(self: StreamIdGenerator, positions: list[int],
+                       instance_name: str | None = None) -> None:
+        completions.append(list(positions))
+        await real(self, positions, instance_name)
+
+    monkeypatch.setattr(StreamIdGenerator, "_persist_completion", counting)
+    rb = RoomBuilder("!fast:test")
+    setup = [rb.create(), rb.member("@alice:test")]
+    async with open_store(database_config) as store:
+        await store.persist_events(chain(setup))
+        completions.clear()
+        tip = setup[-1].event_id
+        m1, m2 = rb.message("one"), rb.message("two")
+        results = await store.persist_events([EventToPersist(m1, StateAfter(tip)),
+                                              EventToPersist(m2, StateAfter(m1.event_id))])
+        stream = store._persister.stream
+        assert completions == []
+        assert stream.current() == max(r.stream_ordering for r in results)
+        assert await stream.refresh() == stream.current()
+        assert await store.db.fetchval("SELECT count(*) FROM stream_inflight") == 0
+        # Stale expectation: the fast call declines, the positions are completed (burnt).
+        m3 = rb.message("three")
+        with pytest.raises(StaleExtremitiesError):
+            await store.persist_events([EventToPersist(m3, StateAfter(m2.event_id))],
+                                       expected_extremities={rb.room_id: [tip]})
+        assert len(completions) == 1
+        assert stream.current() == completions[0][0]
+        assert await store.db.fetchval("SELECT count(*) FROM stream_inflight") == 0

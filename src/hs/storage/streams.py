@@ -76,6 +76,8 @@ class StreamIdGenerator:
         self._current = 0
         self._max_allocated = 0  # SQLite only: the highest position handed out
         self._inflight: set[int] = set()
+        #: Positions a writer's own statement completed (``completed_by_writer``).
+        self._completed_early: set[int] = set()
         self._advanced = asyncio.Event()
         self._listeners: list[Listener] = []
         self._retries: set[asyncio.Task[None]] = set()
@@ -215,7 +217,21 @@ class StreamIdGenerator:
         self._max_allocated = max(self._max_allocated, top)
         return list(range(top - count + 1, top + 1))
 
+    def completed_by_writer(self, positions: list[int], current: int) -> None:
+        """PostgreSQL: the writer's own transaction completed ``positions`` (it called
+        ``hs_stream_complete`` before committing, which returned ``current``), saving the
+        round trip that would complete them when the ``next_many`` block exits."""
+        self._inflight.difference_update(positions)
+        self._completed_early.update(positions)
+        self._set_current(current)
+
     async def _complete(self, positions: list[int]) -> None:
+        if self._completed_early:
+            early = self._completed_early.intersection(positions)
+            self._completed_early.difference_update(early)
+            positions = [p for p in positions if p not in early]
+            if not positions:
+                return
         self._inflight.difference_update(positions)
         if self.db.dialect != "postgres":
             pending = min(self._inflight) - 1 if self._inflight else self._max_allocated

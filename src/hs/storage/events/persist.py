@@ -4,7 +4,8 @@ Order inside the transaction: take the per-room locks (PostgreSQL advisory locks
 processes sharing a database serialize per room; SQLite has one writer anyway), sort out
 duplicates, then write events, edges, state groups, extremities, memberships, relations,
 redactions, transaction IDs, rooms and current state. Stream positions are allocated
-before the transaction (``StreamIdGenerator`` requirement) and completed after it, so
+before the transaction (``StreamIdGenerator`` requirement) and completed after it (the
+PostgreSQL fast path completes them inside it, at the end), so
 readers never see a position whose rows are not committed; a failing batch burns its
 positions and writes nothing. Backfilled events take positions from a second generator and
 store them negated, so they sort before everything sync has handed out.
@@ -191,6 +192,8 @@ class EventPersister:
             # Committed, positions not complete yet: readers that can see them find them.
             if self.recent is not None:
                 self.recent.record(writer.recent_entries())
+            if writer.completed_current is not None:
+                self.stream.completed_by_writer(positions, writer.completed_current)
             return outcome
 
 
@@ -216,6 +219,8 @@ class _BatchWriter:
         self.now = _now_ms()
         self.results: list[PersistedEvent | None] = [None] * len(batch)
         self.items: list[_Item] = []
+        #: Set by ``run_fast``: the stream's current position after it completed the batch.
+        self.completed_current: int | None = None
         self.batch_dups: list[tuple[int, _Item]] = []
 
     async def run(self) -> PersistOutcome:
@@ -256,7 +261,8 @@ class _BatchWriter:
 
     async def run_fast(self) -> PersistOutcome | None:
         """The whole batch (``_fast_eligible``) with one call of ``hs_persist_events_fast``
-        (events schema 0002), outside any explicit transaction: the call is one. It writes
+        (events schema 0002), outside any explicit transaction: the call is one, and it
+        also completes the batch's stream positions (``completed_current``). It writes
         the rows the general path would; None when it found the batch is not that simple
         after all (stale extremities, duplicates, missing state), having written nothing."""
         batch, now = self.batch, self.now
@@ -311,9 +317,13 @@ class _BatchWriter:
                  if e.pdu.event_id not in all_refs]
         expected = [(r, e) for r in sorted(self.expected) for e in sorted(set(self.expected[r]))]
         rooms = sorted(batch_refs)  # every event has a room, so a (maybe empty) entry
+        # Written: the same statement completes the positions (``hs_stream_complete`` in
+        # this transaction, after the writes), so the events commit already readable.
         row = await self.p.db.fetchone(
-            "SELECT ok, groups, marked_ids, marked_by FROM hs_persist_events_fast("
-            + ", ".join(["?"] * 40) + ")",
+            "SELECT f.ok, f.groups, f.marked_ids, f.marked_by,"
+            " CASE WHEN f.ok THEN hs_stream_complete(?, ?::BIGINT[], NULL) END"
+            " FROM hs_persist_events_fast(" + ", ".join(["?"] * 40) + ") AS f",
+            self.p.stream.name, self.positions,
             rooms, sorted(self.expected), [r for r, _ in expected], [e for _, e in expected],
             *ev_cols, list(refs), group_ix,
             [e for e, _ in edges], [p for _, p in edges], auth_e, auth_a,
@@ -323,6 +333,7 @@ class _BatchWriter:
         )
         if row is None or not row[0]:
             return None
+        self.completed_current = int(row[4])
         groups: list[int] = list(row[1])
         for i, ev in enumerate(batch):
             g = int(groups[group_ix[i] - 1])
