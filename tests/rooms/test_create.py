@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from tests.rooms.helpers import membership, new_user, state_event
 from tests.server.harness import running_server
 
 from hs.core.room_versions import KNOWN_ROOM_VERSIONS
+from hs.handlers.rooms import creation
 
 
 @pytest.mark.parametrize("version", ["1", "6", "10", "11", "12"])
@@ -135,3 +138,41 @@ async def test_alias_and_errors(database_config):
         assert (status, err["errcode"]) == (401, "M_MISSING_TOKEN")
         # A failed creation leaves no alias behind.
         assert await hs.services.events.rooms.get_alias("#a:b:test.local") is None
+
+
+async def test_same_settings_at_the_same_moment_make_distinct_v12_rooms(database_config,
+                                                                       monkeypatch):
+    """v12 room IDs are the create event's hash: one user creating several rooms with the
+    same settings in the same millisecond (a frozen clock here) still gets distinct rooms,
+    each with only its own invitee."""
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        invitees = [await new_user(hs, f"guest{i}") for i in range(4)]
+        monkeypatch.setattr(hs.services.rooms, "clock", lambda: 1_800_000_000_000)
+        rooms = await asyncio.gather(*(
+            alice.create_room(room_version="12", preset="private_chat",
+                              invite=[guest.user_id]) for guest in invitees))
+        assert len(set(rooms)) == len(rooms)
+        for room_id, guest in zip(rooms, invitees, strict=True):
+            for other in invitees:
+                expected = "invite" if other is guest else None
+                assert await membership(hs, room_id, other.user_id) == expected
+
+
+async def test_a_taken_room_id_is_not_reused(database_config, monkeypatch):
+    """If the create event's ID is taken after all (another process, same millisecond),
+    nothing is written into that room and the room is built again under a new ID."""
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        bob = await new_user(hs, "bob")
+        monkeypatch.setattr(hs.services.rooms, "clock", lambda: 1_800_000_000_000)
+        monkeypatch.setattr(creation._CreateTimes, "last", 0)
+        first = await alice.create_room(room_version="12", name="Same")
+        # Forget the per-process uniqueness: the next create event is the first one again.
+        monkeypatch.setattr(creation._CreateTimes, "last", 0)
+        second = await alice.create_room(room_version="12", name="Same", invite=[bob.user_id])
+        assert second != first
+        assert creation._CreateTimes.last == 1_800_000_000_001  # built twice
+        assert await membership(hs, first, bob.user_id) is None
+        assert await membership(hs, second, bob.user_id) == "invite"
+        assert len(await hs.services.events.get_forward_extremities(first)) == 1

@@ -10,8 +10,10 @@ anything is stored. Room upgrades reuse ``build_room`` with a ``predecessor``.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +27,13 @@ from hs.handlers.rooms.validation import (
     check_power_levels_content,
 )
 from hs.http.errors import MatrixError, bad_json, invalid_param
+from hs.storage.events.persist import StaleExtremitiesError
 
 if TYPE_CHECKING:
     from hs.handlers.auth import Requester
     from hs.handlers.rooms.service import RoomHandler
+
+logger = logging.getLogger(__name__)
 
 #: preset -> (join_rule, history_visibility, guest_access)
 PRESETS = {
@@ -201,25 +206,82 @@ async def create_room(handler: RoomHandler, requester: Requester, body: dict[str
     return room_id, plan.alias
 
 
+#: Room IDs tried before giving up (see ``build_room``).
+_CREATE_ATTEMPTS = 5
+
+
+class _CreateTimes:
+    """Strictly increasing ``origin_server_ts`` for this process's create events: from
+    room version 12 the room ID is the create event's reference hash, and a user creating
+    two rooms with the same settings in the same millisecond would otherwise get one room
+    twice (the Matrix test suite and busy bridges do exactly that)."""
+
+    last = 0
+
+    @classmethod
+    def after(cls, now: int) -> int:
+        cls.last = max(now, cls.last + 1)
+        return cls.last
+
+
+def _create_clock(clock: Callable[[], int]) -> Callable[[], int]:
+    """``clock``, except that its first reading (the create event's) is unique."""
+    first = True
+
+    def tick() -> int:
+        nonlocal first
+        if first:
+            first = False
+            return _CreateTimes.after(clock())
+        return clock()
+    return tick
+
+
 async def build_room(handler: RoomHandler, creator: str, plan: RoomPlan) -> str:
-    """Build, authorize and persist the plan's events as one batch; returns the room ID."""
+    """Build, authorize and persist the plan's events as one batch; returns the room ID.
+
+    The batch is persisted only if its room has no events yet (expected forward
+    extremities: none), so a room ID that is taken after all (another process's create
+    event in the same millisecond, a random ID drawn twice) writes nothing and the room is
+    built again under a new ID."""
     for invitee in plan.invites:
         if not handler.is_local(invitee):
             raise MatrixError(502, "M_UNKNOWN",
                               f"Cannot invite {invitee}: federation is not available")
-    rv = plan.room_version
     pipeline = handler.pipeline
-    builder = ChainBuilder(rv, None, handler.server_name, pipeline.signing_key, handler.clock,
-                           [], 0, {}, {}, {})
+    profile = await handler.accounts.get_profile(creator)
+    drafts = _drafts(creator, plan, profile)
+    for _ in range(_CREATE_ATTEMPTS):
+        builder = _build_chain(handler, plan, drafts)
+        room_id = builder.room_id
+        assert room_id is not None
+        if plan.alias is not None and not await handler.events.rooms.create_alias(
+                plan.alias, room_id, creator):
+            raise MatrixError(400, "M_ROOM_IN_USE",
+                              f"Room alias {plan.alias} is already taken")
+        try:
+            await pipeline.persist(builder.accepted, room_id, expected_extremities=frozenset())
+        except BaseException as exc:
+            if plan.alias is not None:
+                await handler.events.rooms.delete_alias(plan.alias)
+            if isinstance(exc, StaleExtremitiesError):
+                logger.warning("room ID %s is taken; building the room again", room_id)
+                continue
+            raise
+        pipeline.remember_tip(room_id, builder, drafts)
+        if plan.public:
+            await handler.events.rooms.set_room_public(room_id, True)
+        return room_id
+    raise MatrixError(503, "M_UNKNOWN", "Could not find a free room ID; try again")
+
+
+def _drafts(creator: str, plan: RoomPlan, profile: dict[str, Any]) -> list[Draft]:
+    rv = plan.room_version
     create_content = dict(plan.creation_content)
     if not rv.implicit_room_creator:
         create_content["creator"] = creator
     create_content["room_version"] = rv.identifier
-    if not rv.room_id_from_create_event:
-        builder.room_id = "!" + "".join(
-            secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18)) + ":" + handler.server_name
     drafts = [Draft("m.room.create", creator, create_content, "")]
-    profile = await handler.accounts.get_profile(creator)
     drafts.append(Draft("m.room.member", creator, member_content("join", profile), creator))
     drafts.append(Draft("m.room.power_levels", creator, plan.power_levels, ""))
     drafts += [Draft(t, creator, c, k) for t, k, c in plan.state]
@@ -228,6 +290,17 @@ async def build_room(handler: RoomHandler, creator: str, plan: RoomPlan) -> str:
         if plan.is_direct:
             content["is_direct"] = True
         drafts.append(Draft("m.room.member", creator, content, invitee))
+    return drafts
+
+
+def _build_chain(handler: RoomHandler, plan: RoomPlan, drafts: list[Draft]) -> ChainBuilder:
+    """The room's events, built and authorized on a new room ID."""
+    rv = plan.room_version
+    builder = ChainBuilder(rv, None, handler.server_name, handler.pipeline.signing_key,
+                           _create_clock(handler.clock), [], 0, {}, {}, {})
+    if not rv.room_id_from_create_event:
+        builder.room_id = "!" + "".join(
+            secrets.choice(_ROOM_ID_ALPHABET) for _ in range(18)) + ":" + handler.server_name
     for draft in drafts:
         pdu = builder.build(draft)
         if builder.room_id is None:  # v12: the room ID is derived from the create event
@@ -239,21 +312,7 @@ async def build_room(handler: RoomHandler, creator: str, plan: RoomPlan) -> str:
                               f"Cannot send {draft.type} while creating the room: {exc.error}"
                               ) from None
         builder.accept(pdu)
-    room_id = builder.room_id
-    assert room_id is not None
-    if plan.alias is not None and not await handler.events.rooms.create_alias(
-            plan.alias, room_id, creator):
-        raise MatrixError(400, "M_ROOM_IN_USE", f"Room alias {plan.alias} is already taken")
-    try:
-        await pipeline.persist(builder.accepted, room_id)
-    except BaseException:
-        if plan.alias is not None:
-            await handler.events.rooms.delete_alias(plan.alias)
-        raise
-    pipeline.remember_tip(room_id, builder, drafts)
-    if plan.public:
-        await handler.events.rooms.set_room_public(room_id, True)
-    return room_id
+    return builder
 
 
 def member_content(membership: str, profile: dict[str, Any],
