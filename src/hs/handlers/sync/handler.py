@@ -403,7 +403,7 @@ class SyncHandler:
 
     async def _unread_counts(self, user_id: str, room_ids: list[str], upto: int
                              ) -> dict[str, dict[str, Any]]:
-        """Per-room counts from the push service (helper S2) once it exists; zeros until."""
+        """Per-room unread counts from the push service's actions (none without one)."""
         push = getattr(self.services, "push", None)
         reader = getattr(push, "unread_counts", None)
         if reader is None or not room_ids:
