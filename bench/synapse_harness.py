@@ -141,6 +141,8 @@ class PrivatePostgres:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        # Investigation only (e.g. "-c log_min_duration_statement=5"): same for both targets.
+        opts += " " + os.environ.get("HS_BENCH_PG_OPTIONS", "")
         _PG_LIVE.add(self)
         result = subprocess.run(_as_pg_user([_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log),
                                              "-o", opts, "-w", "-t", "60", "start"]),

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hs.storage.database import DatabaseConfig, Transaction, TransactionConflict, open_database
-from hs.storage.dialects.postgres import to_dollar_params
+from hs.storage.dialects.postgres import group_args, pg_statement, to_dollar_params
 
 
 @pytest.mark.parametrize(
@@ -28,6 +28,52 @@ from hs.storage.dialects.postgres import to_dollar_params
 )
 def test_placeholder_rewrite(sql: str, expected: str) -> None:
     assert to_dollar_params(sql) == expected
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected", "shape"),
+    [
+        ("SELECT a FROM t WHERE a IN (?, ?, ?)", "SELECT a FROM t WHERE a = ANY($1)", (3,)),
+        ("SELECT a FROM t WHERE b = ? AND a in(?) AND c = ?",
+         "SELECT a FROM t WHERE b = $1 AND a = ANY($2) AND c = $3", (0, 1, 0)),
+        ("DELETE FROM t WHERE a NOT IN ( ?,? ) AND b IN (?, ?)",
+         "DELETE FROM t WHERE a <> ALL($1) AND b = ANY($2)", (2, 2)),
+        # Not lists of bare placeholders, or not the IN keyword: left alone.
+        ("SELECT 1 WHERE (a, b) IN ((?, ?))", "SELECT 1 WHERE (a, b) IN (($1, $2))", None),
+        ("SELECT 1 WHERE a IN (?::text, ?)", "SELECT 1 WHERE a IN ($1::text, $2)", None),
+        ("SELECT MIN(?), JOIN_IN(?)", "SELECT MIN($1), JOIN_IN($2)", None),
+        ("SELECT 'x IN (?)', ? IN (SELECT 1)", "SELECT 'x IN (?)', $1 IN (SELECT 1)", None),
+    ],
+)
+def test_in_lists_become_one_array_parameter(sql: str, expected: str,
+                                             shape: tuple[int, ...] | None) -> None:
+    assert pg_statement(sql) == (expected, shape)
+
+
+def test_group_args() -> None:
+    assert group_args((0, 3, 0), ["b", 1, 2, 3, "c"]) == ["b", [1, 2, 3], "c"]
+    assert group_args(None, (1, 2)) == (1, 2)
+
+
+async def test_in_lists_on_a_real_server(fresh_pg_config: DatabaseConfig) -> None:
+    """Same rows as the list of placeholders would give, NULLs and NOT IN included; an IN
+    list of any length is one prepared statement."""
+    db = await open_database(fresh_pg_config, run_migrations=False)
+    try:
+        await db.execute("CREATE TABLE t (x BIGINT, s TEXT)")
+        await db.executemany("INSERT INTO t VALUES (?, ?)",
+                             [(i, f"s{i}") for i in range(10)] + [(None, None)])
+        rows = await db.fetchall("SELECT x FROM t WHERE s IN (?, ?, ?) ORDER BY x",
+                                 "s1", "s7", "nope")
+        assert rows == [(1,), (7,)]
+        assert await db.fetchval("SELECT count(*) FROM t WHERE x NOT IN (?, ?)", 1, 2) == 8
+        assert await db.fetchval("SELECT count(*) FROM t WHERE x IN (?)", 3) == 1
+        await db.executemany("UPDATE t SET s = ? WHERE x IN (?, ?)",
+                             [("low", 0, 1), ("high", 8, 9)])
+        assert await db.fetchall("SELECT s, count(*) FROM t WHERE s IN (?, ?) GROUP BY s"
+                                 " ORDER BY s", "high", "low") == [("high", 2), ("low", 2)]
+    finally:
+        await db.close()
 
 
 async def test_two_pools_see_each_others_commits(fresh_pg_config: DatabaseConfig) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -30,24 +31,68 @@ from hs.storage.database import (
 T = TypeVar("T")
 
 
-@functools.lru_cache(maxsize=4096)
 def to_dollar_params(sql: str) -> str:
-    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals and comments alone."""
+    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals and comments alone
+    (IN lists of placeholders become one array parameter: ``pg_statement``)."""
+    return pg_statement(sql)[0]
+
+
+#: ``[NOT] IN (?, ?, ...)`` at a word boundary: a list of placeholders only.
+_IN_LIST = re.compile(r"(NOT\s+)?IN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def pg_statement(sql: str) -> tuple[str, tuple[int, ...] | None]:
+    """``sql`` with ``?`` placeholders rewritten to ``$1, $2, ...`` (literals and comments
+    left alone), and how to group the arguments (``group_args``).
+
+    ``x IN (?, ?, ?)`` becomes ``x = ANY($n)`` and ``x NOT IN (...)`` ``x <> ALL($n)``
+    (what PostgreSQL makes of an IN list anyway), with the list's arguments passed as one
+    array: a query over 1 or 300 IDs is then ONE prepared statement, whose plan PostgreSQL
+    settles after a few executions, instead of a statement per list length, each planned
+    again on its first executions on every pooled connection (several ms each for the
+    larger queries, paid by whichever request came first)."""
     if "?" not in sql:
-        return sql
+        return sql, None
     out: list[str] = []
-    i, n, count = 0, len(sql), 0
+    groups: list[int] = []
+    i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
         if ch == "?":
-            count += 1
-            out.append(f"${count}")
+            groups.append(0)
+            out.append(f"${len(groups)}")
             i += 1
             continue
+        if ch in "nNiI" and (i == 0 or not _is_word(sql[i - 1])):
+            m = _IN_LIST.match(sql, i)
+            if m is not None:
+                groups.append(m.group(0).count("?"))
+                op = "<> ALL" if m.group(1) else "= ANY"
+                out.append(f"{op}(${len(groups)})")
+                i = m.end()
+                continue
         end = _skip_literal(sql, i)
         out.append(sql[i:end])
         i = end
-    return "".join(out)
+    shape = tuple(groups)
+    return "".join(out), shape if any(shape) else None
+
+
+def group_args(shape: tuple[int, ...] | None, args: Sequence[Any]) -> Sequence[Any]:
+    """``args`` for a ``pg_statement``: each IN list's arguments as one list."""
+    if shape is None:
+        return args
+    out: list[Any] = []
+    i = 0
+    for size in shape:
+        if size:
+            out.append(list(args[i:i + size]))
+            i += size
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def _skip_literal(sql: str, i: int) -> int:
@@ -125,24 +170,29 @@ class _PgQueries:
     _target: Any
 
     async def execute(self, sql: str, *args: Any) -> int:
-        status = await _mapped(self._target.execute(to_dollar_params(sql), *args))
+        text, shape = pg_statement(sql)
+        status = await _mapped(self._target.execute(text, *group_args(shape, args)))
         return _rowcount(status)
 
     async def executemany(self, sql: str, args_seq: Iterable[Sequence[Any]]) -> None:
-        rows = [tuple(a) for a in args_seq]
+        text, shape = pg_statement(sql)
+        rows = [tuple(group_args(shape, a)) for a in args_seq]
         if rows:
-            await _mapped(self._target.executemany(to_dollar_params(sql), rows))
+            await _mapped(self._target.executemany(text, rows))
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        record = await _mapped(self._target.fetchrow(to_dollar_params(sql), *args))
+        text, shape = pg_statement(sql)
+        record = await _mapped(self._target.fetchrow(text, *group_args(shape, args)))
         return None if record is None else tuple(record)
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        records = await _mapped(self._target.fetch(to_dollar_params(sql), *args))
+        text, shape = pg_statement(sql)
+        records = await _mapped(self._target.fetch(text, *group_args(shape, args)))
         return [tuple(r) for r in records]
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await _mapped(self._target.fetchval(to_dollar_params(sql), *args))
+        text, shape = pg_statement(sql)
+        return await _mapped(self._target.fetchval(text, *group_args(shape, args)))
 
 
 async def _keep_session(connection: Any) -> None:
