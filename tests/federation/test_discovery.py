@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from tests.federation.helpers import static_srv
@@ -271,3 +275,16 @@ async def test_multiple_srv_targets_all_returned_in_order() -> None:
     disco, _ = _disco({}, srv)
     assert [(r.host, r.port) for r in await disco.resolve("m.test")] == [
         ("main.test", 1), ("backup.test", 2)]
+
+
+def test_dnspython_is_imported_at_the_first_lookup_not_at_startup() -> None:
+    """dnspython costs ~3 MB of resident memory; a server that never federates skips it."""
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [src, os.environ.get("PYTHONPATH", "")]))}
+    code = ("import sys; from hs.federation.discovery import default_srv_resolver;"
+            " resolve = default_srv_resolver(); assert callable(resolve);"
+            " print(any(m == 'dns' or m.startswith('dns.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "False"

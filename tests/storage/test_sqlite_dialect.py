@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hs.storage.database import DatabaseConfig, DatabaseError, open_database
-from hs.storage.dialects.sqlite import is_read_only, split_script
+from hs.storage.dialects.sqlite import MAX_PADDED_PARAMS, is_read_only, pad_in_lists, split_script
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -95,6 +95,54 @@ def test_read_only_classification() -> None:
     assert not is_read_only("INSERT INTO t VALUES (1)")
     assert not is_read_only("UPDATE t SET a = 1 RETURNING a")
     assert not is_read_only("PRAGMA journal_mode")
+
+
+def test_in_lists_are_padded_to_powers_of_two() -> None:
+    sql, args = pad_in_lists(
+        "SELECT a FROM t WHERE x = ? AND y IN (?, ?, ?) AND z NOT IN (?, ?, ?, ?, ?) LIMIT ?",
+        (0, 1, 2, 3, 4, 5, 6, 7, 8, 9))
+    assert sql == ("SELECT a FROM t WHERE x = ? AND y IN (?, ?, ?, ?)"
+                   " AND z NOT IN (?, ?, ?, ?, ?, ?, ?, ?) LIMIT ?")
+    assert list(args) == [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 8, 8, 8, 9]
+    # Every length up to 16 shares one of four texts.
+    texts = {pad_in_lists(f"SELECT a FROM t WHERE y IN ({', '.join('?' * n)})",
+                          list(range(n)))[0] for n in range(2, 17)}
+    assert len(texts) == 4
+
+
+@pytest.mark.parametrize(("sql", "args"), [
+    ("SELECT a FROM t WHERE y IN (?, ?, ?, ?)", (1, 2, 3, 4)),  # already a power of two
+    ("SELECT a FROM t WHERE y = ?", (1,)),
+    ("SELECT a FROM t WHERE y IN (?, ?, ?) AND b = '?'", (1, 2, 3)),  # a ? in a literal
+    ("SELECT a FROM t WHERE y IN (?1, ?2, ?3)", (1, 2, 3)),  # numbered parameters
+    ("INSERT INTO t VALUES (?, ?, ?)", (1, 2, 3)),  # not an IN list
+    ("SELECT a FROM t WHERE y IN (?, ?, ?)", (1, 2)),  # wrong count: SQLite reports it
+    (f"SELECT a FROM t WHERE y IN ({', '.join('?' * (MAX_PADDED_PARAMS - 2))})",
+     tuple(range(MAX_PADDED_PARAMS - 2))),  # padding would pass the parameter limit
+])
+def test_statements_left_unpadded(sql: str, args: tuple[object, ...]) -> None:
+    assert pad_in_lists(sql, args) == (sql, args)
+
+
+async def test_padded_in_lists_return_the_same_rows(tmp_path: Path) -> None:
+    db = await open_database(_config(tmp_path))
+    try:
+        await db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER)")
+        await db.executemany("INSERT INTO t VALUES (?, ?)", [(i, i % 7) for i in range(40)])
+        for n in (2, 3, 5, 9, 17):
+            keys = list(range(0, 2 * n, 2))
+            marks = ", ".join("?" * n)
+            sql = f"SELECT k FROM t WHERE k IN ({marks}) AND v != ? ORDER BY k"
+            want = [k for k in keys if k % 7 != 3]
+            assert [r[0] for r in await db.fetchall(sql, *keys, 3)] == want
+            with pytest.raises(RuntimeError):
+                async with db.transaction() as txn:
+                    assert [r[0] for r in await txn.fetchall(sql, *keys, 3)] == want
+                    assert await txn.execute(f"DELETE FROM t WHERE k IN ({marks})",
+                                             *keys) == n
+                    raise RuntimeError("roll back")
+    finally:
+        await db.close()
 
 
 def test_split_script_keeps_trigger_bodies() -> None:

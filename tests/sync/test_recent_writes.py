@@ -16,11 +16,23 @@ from hs.handlers.sync.queries import (
 )
 from hs.storage.database import DatabaseConfig
 from hs.storage.events import EventToPersist, StateAfter
-from hs.storage.events.recent import RecentWrites, Written
+from hs.storage.events.recent import DEFAULT_SIZE, MAX_RANGE, RecentWrites, Written
 
 
 def _w(room: str, eid: str) -> Written:
     return Written(room, eid, True, None, False)
+
+
+def test_default_log_keeps_every_answerable_range() -> None:
+    """The default bound keeps the newest ``MAX_RANGE`` positions with margin, and no more
+    than a few times that (older entries could never answer a range)."""
+    assert MAX_RANGE * 2 <= DEFAULT_SIZE <= MAX_RANGE * 8
+    log = RecentWrites()
+    top = 3 * DEFAULT_SIZE
+    log.record((p, _w("!a", f"${p}")) for p in range(1, top + 1))
+    assert len(log._log) == DEFAULT_SIZE
+    assert log.span(top - MAX_RANGE, top) is not None
+    assert log.span(top - DEFAULT_SIZE - 1, top - DEFAULT_SIZE + 10) is None
 
 
 def test_span_needs_every_position() -> None:

@@ -66,6 +66,65 @@ def is_read_only(sql: str) -> bool:
     return word == "WITH" and not _WRITE_WORD.search(sql)
 
 
+#: ``IN (?, ?, ...)``: a list of two or more plain placeholders (``placeholders()``'s form).
+_IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)+\s*\)", re.I)
+#: Padding never takes a statement past this many parameters (SQLite's old default limit).
+MAX_PADDED_PARAMS = 999
+
+
+def _bucket(length: int) -> int:
+    """The next power of two: the padded length of an IN list of ``length``."""
+    return 1 << (length - 1).bit_length()
+
+
+@functools.lru_cache(maxsize=256)
+def _in_lists(sql: str) -> tuple[int, tuple[tuple[int, int, int], ...], str]:
+    """``sql``'s ``?`` count, its IN lists of placeholders as ``(index of the first
+    parameter, length, padded length)``, and the text with the lists padded."""
+    lists = []
+    parts = []
+    params = pos = 0
+    for m in _IN_LIST.finditer(sql):
+        params += sql.count("?", pos, m.start())
+        length = sql.count("?", m.start(), m.end())
+        want = _bucket(length)
+        lists.append((params, length, want))
+        parts += [sql[pos:m.start()], "IN (", ", ".join("?" * want), ")"]
+        params += length
+        pos = m.end()
+    parts.append(sql[pos:])
+    return sql.count("?"), tuple(lists), "".join(parts)
+
+
+def pad_in_lists(sql: str, args: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """``sql`` with every ``IN (?, ...)`` list padded to a power-of-two length by repeating
+    its last value (``x IN (a, b, b)`` is ``x IN (a, b)``), and the arguments to match.
+
+    Each connection keeps every distinct SQL text it ran compiled in its statement cache,
+    and IN lists of every length made hundreds of texts per query: ~1 MiB of compiled
+    statements per connection, ~8 MiB over the writer and the readers. Padded, a query
+    has a handful of texts (and needs fewer compiles). A text is left alone when its
+    ``?`` count differs from the arguments' (a ``?`` in a literal or comment, or numbered
+    ``?NNN`` parameters), which also leaves any error to SQLite."""
+    if ", ?" not in sql:
+        return sql, args
+    total, lists, padded_sql = _in_lists(sql)
+    if total != len(args) or not lists:
+        return sql, args
+    extra = sum(want - length for _, length, want in lists)
+    if extra == 0 or total + extra > MAX_PADDED_PARAMS:
+        return sql, args
+    padded: list[Any] = []
+    pos = 0
+    for first, length, want in lists:
+        end = first + length
+        padded += args[pos:end]
+        padded += [args[end - 1]] * (want - length)
+        pos = end
+    padded += args[pos:]
+    return padded_sql, padded
+
+
 def map_error(exc: sqlite3.Error) -> DatabaseError:
     """The hs exception for a driver exception (the caller chains it with ``from``)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -419,7 +478,8 @@ class SqliteDatabase(Database):
     # -- the Database API -------------------------------------------------------------------
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._route(sql, functools.partial(_t_execute, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._route(sql, functools.partial(_t_execute, sql=sql, args=params))
 
     async def executemany(self, sql: str, args_seq: Iterable[Sequence[Any]]) -> None:
         rows = list(args_seq)
@@ -428,13 +488,16 @@ class SqliteDatabase(Database):
         )
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        return await self._route(sql, functools.partial(_t_fetchone, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._route(sql, functools.partial(_t_fetchone, sql=sql, args=params))
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return await self._route(sql, functools.partial(_t_fetchall, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._route(sql, functools.partial(_t_fetchall, sql=sql, args=params))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._route(sql, functools.partial(_t_fetchval, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._route(sql, functools.partial(_t_fetchval, sql=sql, args=params))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -550,7 +613,8 @@ class _SqliteTransaction(Transaction):
             raise map_error(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._run(functools.partial(_t_execute, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._run(functools.partial(_t_execute, sql=sql, args=params))
 
     async def executemany(self, sql: str, args_seq: Iterable[Sequence[Any]]) -> None:
         rows = list(args_seq)
@@ -558,13 +622,16 @@ class _SqliteTransaction(Transaction):
                         inline=len(rows) <= INLINE_MAX_ROWS)
 
     async def fetchone(self, sql: str, *args: Any) -> Row | None:
-        return await self._run(functools.partial(_t_fetchone, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._run(functools.partial(_t_fetchone, sql=sql, args=params))
 
     async def fetchall(self, sql: str, *args: Any) -> list[Row]:
-        return await self._run(functools.partial(_t_fetchall, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._run(functools.partial(_t_fetchall, sql=sql, args=params))
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._run(functools.partial(_t_fetchval, sql=sql, args=args))
+        sql, params = pad_in_lists(sql, args)
+        return await self._run(functools.partial(_t_fetchval, sql=sql, args=params))
 
     async def execute_script(self, sql: str) -> None:
         await self._run(functools.partial(_t_script, statements=split_script(sql)), inline=False)

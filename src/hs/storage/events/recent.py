@@ -17,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: Positions remembered (one small entry each).
-DEFAULT_SIZE = 20_000
 #: Longer ranges are left to the database (they are rare and would scan the log).
 MAX_RANGE = 1000
+#: Positions remembered (~150 bytes each). A range is answered only when it is at most
+#: ``MAX_RANGE`` long and ends at a position a reader saw complete, so entries much
+#: older than the newest ``MAX_RANGE`` serve nothing: the margin covers positions
+#: written while a request runs (20,000 kept ~3 MB that no read could use).
+DEFAULT_SIZE = 4 * MAX_RANGE
 
 
 @dataclass(frozen=True, slots=True)
