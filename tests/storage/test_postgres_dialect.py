@@ -149,3 +149,19 @@ def test_placeholder_rewrite_numbers_only_real_placeholders(tokens: list[str]) -
         else:
             expected.append(token)
     assert rewritten == " ".join(expected)
+
+
+async def test_pooled_connections_know_the_array_types_when_they_open(
+        fresh_pg_config: DatabaseConfig) -> None:
+    """Opening a pooled connection looks up the array codecs, so a request's first query
+    with an array is the only statement it sends (no catalog query before it)."""
+    db = await open_database(fresh_pg_config, run_migrations=False)
+    try:
+        async with db.acquire() as conn:
+            sent: list[str] = []
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            assert await conn.fetchval("SELECT cardinality($1::BIGINT[])", [1, 2]) == 2
+            assert await conn.fetchval("SELECT $1::SMALLINT[] IS NULL", None) is True
+            assert not any("typeinfo" in q for q in sent), sent
+    finally:
+        await db.close()
