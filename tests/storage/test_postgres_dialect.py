@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hs.storage.database import DatabaseConfig, Transaction, TransactionConflict, open_database
-from hs.storage.dialects.postgres import group_args, pg_statement, to_dollar_params
+from hs.storage.dialects.postgres import group_args, pg_statement
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ from hs.storage.dialects.postgres import group_args, pg_statement, to_dollar_par
     ],
 )
 def test_placeholder_rewrite(sql: str, expected: str) -> None:
-    assert to_dollar_params(sql) == expected
+    assert pg_statement(sql)[0] == expected
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ _TOKENS = st.lists(st.one_of(st.just("?"), _LITERALS, st.sampled_from([" a ", ",
 
 @given(_TOKENS)
 def test_placeholder_rewrite_numbers_only_real_placeholders(tokens: list[str]) -> None:
-    rewritten = to_dollar_params(" ".join(tokens))
+    rewritten = pg_statement(" ".join(tokens))[0]
     expected, n = [], 0
     for token in tokens:
         if token == "?":

@@ -31,12 +31,6 @@ from hs.storage.database import (
 T = TypeVar("T")
 
 
-def to_dollar_params(sql: str) -> str:
-    """Rewrite ``?`` placeholders to ``$1, $2, ...``, leaving literals and comments alone
-    (IN lists of placeholders become one array parameter: ``pg_statement``)."""
-    return pg_statement(sql)[0]
-
-
 #: ``[NOT] IN (?, ?, ...)`` at a word boundary: a list of placeholders only.
 _IN_LIST = re.compile(r"(NOT\s+)?IN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
 
