@@ -235,6 +235,8 @@ PersistHook = Callable[[str, Sequence[EventToPersist], Sequence[PersistedEvent]]
                        Awaitable[None]]
 #: Rooms whose tip is remembered (LRU); a miss only costs the queries.
 TIP_CACHE_SIZE = 4096
+#: A tip stops inheriting its predecessor's keys beyond this many (busy big rooms).
+TIP_STATE_KEYS = 256
 
 
 class EventPipeline:
@@ -421,8 +423,16 @@ class EventPipeline:
     def remember_tip(self, room_id: str, builder: ChainBuilder, drafts: Sequence[Draft]
                      ) -> None:
         """Record the state after ``builder``'s last accepted event (just persisted)."""
-        known: dict[StateKey, str | None] = dict.fromkeys(
-            _wanted(drafts, builder.room_version))
+        known: dict[StateKey, str | None] = {}
+        previous = self._tips.get(room_id)
+        if (previous is not None and builder.expected_extremities is not None
+                and builder.expected_extremities == {previous.last_event_id}
+                and len(previous.state) < TIP_STATE_KEYS):
+            # Built on that tip: what it knew still holds for every key the batch did not
+            # change (``builder.state`` has the changes), so senders taking turns in a
+            # room each find their membership known instead of read again.
+            known.update(previous.state)
+        known.update(dict.fromkeys(_wanted(drafts, builder.room_version)))
         known.update(builder.state)
         self._tips[room_id] = _Tip(builder.room_version, builder.prev_ids[0], builder.depth,
                                    known)
