@@ -195,18 +195,18 @@ class RoomBuilder:
         return (await self.summaries([room_id], user_id))[room_id]
 
     async def summaries(self, room_ids: list[str], user_id: str) -> dict[str, dict[str, Any]]:
-        """``summary`` of each room, from one read of the rooms' current members."""
-        members = await self.events.rooms.get_member_states(room_ids, ("join", "invite"))
+        """``summary`` of each room, from the rooms' remembered member counts."""
+        counts = await self.events.rooms.get_member_counts(room_ids)
         out: dict[str, dict[str, Any]] = {}
         for room_id in room_ids:
-            found = members.get(room_id, {})
-            joined = sum(1 for m in found.values() if m == "join")
-            heroes = sorted(u for u in found if u != user_id)[:MAX_HEROES]
+            found = counts.get(room_id)
+            heroes = [] if found is None else [u for u in found.first if u != user_id]
             if not heroes:
                 left = await self.events.get_members(room_id, ("leave", "ban"))
-                heroes = sorted(u for u in left if u != user_id)[:MAX_HEROES]
-            out[room_id] = {"m.heroes": heroes, "m.joined_member_count": joined,
-                            "m.invited_member_count": len(found) - joined}
+                heroes = sorted(u for u in left if u != user_id)
+            out[room_id] = {"m.heroes": heroes[:MAX_HEROES],
+                            "m.joined_member_count": found.joined if found else 0,
+                            "m.invited_member_count": found.invited if found else 0}
         return out
 
     # -- sections ---------------------------------------------------------------------------

@@ -101,7 +101,14 @@ class EventsStore(TimelineMixin):
         ``expected_extremities``: per room, the forward extremities the batch was built
         on; ``StaleExtremitiesError`` (nothing written) when they changed.
         """
-        outcome = await self._persister.persist(batch, current_state, expected_extremities)
+        member_rooms = {e.pdu.room_id for e in batch
+                        if e.pdu.type == MEMBER and e.pdu.state_key is not None}
+        member_rooms.update(current_state or ())
+        try:
+            outcome = await self._persister.persist(batch, current_state, expected_extremities)
+        finally:
+            if member_rooms:
+                self.rooms.members_changed(member_rooms)
         self._cache.invalidate(outcome.redacted)
         for pdu, meta in outcome.written:
             self._cache.set(pdu.event_id, (pdu, meta))

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from hs.storage.database import Database
 from hs.storage.events._util import chunks, qmarks
+from hs.storage.events.cache import LruCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +21,15 @@ class ThreadRoot:
     latest: int
 
 
+#: Events whose replaced state event is remembered (``replaced_state``).
+REPLACED_CACHE_SIZE = 20_000
+
+
 class ClientReadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: ``event_id -> replaced event ID`` ("" for none) of events with a delta row.
+        self._replaced: LruCache[str, str] = LruCache(REPLACED_CACHE_SIZE)
 
     async def txn_ids_for_events(
         self, user_id: str, device_id: str, event_ids: Collection[str]
@@ -126,16 +133,31 @@ class ClientReadStore:
     async def replaced_state(self, room_id: str, event_ids: Collection[str]
                              ) -> dict[str, str]:
         """``event_id -> the state event it replaced`` from the room's current-state
-        changes: one pass over the room's deltas instead of a state map per event."""
+        changes: one pass over the room's deltas instead of a state map per event.
+
+        An event's first delta (when it entered the current state) never changes, so
+        the answer is remembered: lazy-loaded members are served in the ``state`` of
+        many syncs, each asking again."""
         out: dict[str, str] = {}
-        for part in chunks(list(set(event_ids))):
+        ask: list[str] = []
+        for eid in set(event_ids):
+            hit = self._replaced.get(eid)
+            if hit is None:
+                ask.append(eid)
+            elif hit:
+                out[eid] = hit
+        for part in chunks(ask):
             rows = await self.db.fetchall(
                 "SELECT event_id, prev_event_id FROM current_state_delta_stream"
                 f" WHERE room_id = ? AND event_id IN ({qmarks(part)})"
-                " AND prev_event_id IS NOT NULL",
+                " ORDER BY stream_ordering DESC",
                 room_id, *part,
             )
-            out.update({r[0]: r[1] for r in rows})
+            first = {r[0]: r[1] for r in rows}  # descending: the earliest row wins
+            for eid, prev in first.items():
+                self._replaced.set(eid, prev or "")
+                if prev:
+                    out[eid] = prev
         return out
 
     async def last_event_at(self, room_id: str, stream: int) -> str | None:

@@ -40,6 +40,21 @@ class StateDeltaRow:
     prev_event_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MemberCounts:
+    """A room's current joined and invited members, counted, with the first few user IDs
+    in sorted order (a sync summary's heroes come from these)."""
+
+    joined: int
+    invited: int
+    first: tuple[str, ...]
+
+
+#: Rooms whose ``MemberCounts`` are remembered; the user IDs kept for heroes.
+MEMBER_COUNTS_CACHE_SIZE = 10_000
+MEMBER_COUNTS_FIRST = 6
+
+
 class RoomsStore:
     """Reads and the writes that do not go through the event persister."""
 
@@ -47,6 +62,12 @@ class RoomsStore:
         self.db = db
         #: member event -> its row: written once with the event, never changed.
         self._by_event: LruCache[str, Member] = LruCache(20_000)
+        #: room -> its member counts; dropped by ``members_changed`` after each commit
+        #: that changed a membership there.
+        self._counts: LruCache[str, MemberCounts] = LruCache(MEMBER_COUNTS_CACHE_SIZE)
+        #: Bumped by every ``members_changed``: a read that overlapped one does not
+        #: remember what it read (it may predate the commit).
+        self._counts_epoch = 0
 
     # -- rooms and the directory ------------------------------------------------------------
 
@@ -214,6 +235,36 @@ class RoomsStore:
             for room_id, user_id, membership in rows:
                 out.setdefault(room_id, {})[user_id] = membership
         return out
+
+    async def get_member_counts(self, room_ids: Collection[str]) -> dict[str, MemberCounts]:
+        """``room -> MemberCounts`` (rooms with no joined or invited member left out):
+        /sync's summaries, remembered per room until its memberships change."""
+        out: dict[str, MemberCounts] = {}
+        ask: list[str] = []
+        for room_id in set(room_ids):
+            hit = self._counts.get(room_id)
+            if hit is None:
+                ask.append(room_id)
+            else:
+                out[room_id] = hit
+        if not ask:
+            return out
+        epoch = self._counts_epoch
+        found = await self.get_member_states(ask, ("join", "invite"))
+        for room_id in ask:
+            members = found.get(room_id, {})
+            joined = sum(1 for m in members.values() if m == "join")
+            counts = MemberCounts(joined, len(members) - joined,
+                                  tuple(sorted(members)[:MEMBER_COUNTS_FIRST]))
+            if epoch == self._counts_epoch:
+                self._counts.set(room_id, counts)
+            out[room_id] = counts
+        return out
+
+    def members_changed(self, room_ids: Collection[str]) -> None:
+        """After a commit that changed memberships in ``room_ids`` (the event persister)."""
+        self._counts_epoch += 1
+        self._counts.invalidate(room_ids)
 
     async def get_members(
         self, room_id: str, memberships: Sequence[str] | None = None
