@@ -185,6 +185,11 @@ class Services:
             self.events, self.clock,
             lambda pdus, user_id: self.timeline.serializer.serialize(pdus, Viewer(user_id)))
         self.rooms.pipeline.on_persisted.append(self.push.on_persisted)
+        if self.db.dialect == "postgres":
+            # Messages' push actions commit in the persister's statement: a woken /sync
+            # then finds the unread counts without waiting for a write of their own.
+            self.rooms.pipeline.before_persist.append(self.push.actions.plan)
+            self.events.set_precommit(self.push.actions.precommit)
         self.rooms.pipeline.on_state_changed.append(self.push.actions.forget_room)
         self.devices.on_deleted.append(self.push.pushers.on_devices_deleted)
         self.sync = SyncHandler(self)

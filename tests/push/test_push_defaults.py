@@ -31,26 +31,37 @@ class _Recorder:
     event_id, thread, notify, highlight, actions)`` of every evaluated event."""
 
     def __init__(self, hs: Client) -> None:
-        self.rows: list[tuple[str, str, int, str, str, int, int, str]] = []
+        #: (user, event) -> row: on PostgreSQL a message batch is evaluated before it is
+        #: persisted (its position a stand-in then) and again if its rows were not
+        #: committed with it, so positions are looked up at check time.
+        self._rows: dict[tuple[str, str], tuple[str, str, str, str, int, int, str]] = {}
         handler = hs.services.push.actions
         real = handler._rows
 
         async def rows(room_id: str, pending: Sequence[Any]) -> Any:
-            for pdu, pos, outs, extra in pending:
+            for pdu, _pos, outs, extra in pending:
                 thread = await handler.thread_of(pdu)
                 for user_id, out in [*outs, *extra]:
                     if out != NOTHING:
-                        self.rows.append((user_id, room_id, pos, pdu.event_id, thread, *out))
+                        self._rows[(user_id, pdu.event_id)] = (
+                            user_id, room_id, pdu.event_id, thread, *out)
             return await real(room_id, pending)
 
         handler._rows = rows
+
+    async def rows(self, hs: Client) -> list[tuple[str, str, int, str, str, int, int, str]]:
+        """``(user, room, pos, event_id, thread, notify, highlight, actions)`` rows."""
+        found = await hs.services.events.get_events_with_meta(e for _, e in self._rows)
+        return [(u, room, found[eid][1].stream_ordering, eid, *rest)
+                for (u, room, eid, *rest) in self._rows.values()]
 
     async def check(self, hs: Client, users: Sequence[User], rooms: Sequence[str]) -> None:
         """Counts and /notifications of every user equal the old rows' ones."""
         push = hs.services.push
         store = push.actions.store
+        all_rows = await self.rows(hs)
         for u in users:
-            mine = [r for r in self.rows if r[0] == u.user_id]
+            mine = [r for r in all_rows if r[0] == u.user_id]
             read = await store.read_positions(u.user_id, rooms)
             expected: dict[str, dict[str, tuple[int, int]]] = {}
             for _, room, pos, _, thread, notify, highlight, _ in mine:

@@ -17,13 +17,18 @@ events cover (stored as spans, rewritten only when it changed). The senders' own
 positions go in the same batched write (sending an event marks what precedes it as read).
 It runs right after the pipeline wakes /sync, whose unread counts wait for it
 (``EventPipeline.hooks_settled``), so the new counts appear in the same response as the
-event (spec: "MUST appear in the same /sync response as the event itself").
+event (spec: "MUST appear in the same /sync response as the event itself"). On PostgreSQL
+a batch of messages is evaluated before it is persisted instead (``plan``) and its rows
+ride on the persister's statement (``precommit``): they commit with the events, and the
+woken /sync has no write to wait for. Whatever that path could not write (a member set
+changed, the combined statement failed) the post-persist hook still writes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,9 +40,10 @@ from hs.handlers.push.outcomes import NOTHING, Outcome, OutcomeCodec, split
 from hs.handlers.push.rules import PushRulesHandler
 from hs.storage.events import EventsStore
 from hs.storage.events.cache import LruCache
+from hs.storage.events.persist import Precommit
 from hs.storage.events.types import EventToPersist, PersistedEvent
 from hs.storage.push import MAIN_THREAD, ActionRow, DefaultRow, PushActionsStore
-from hs.storage.push.member_spans import member_set
+from hs.storage.push.member_spans import MemberSet, member_set
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,22 @@ _MAX_LEVEL = 2**53 - 1
 Evaluated = tuple[PDU, int, list[tuple[str, Outcome]], list[tuple[str, Outcome]]]
 #: Rooms whose members and power levels are kept.
 ROOM_FACTS_CACHE = 512
+#: Planned batches kept until their post-persist hook (older ones are dropped).
+MAX_PLANS = 1024
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A batch evaluated before it was persisted (``PushActionsHandler.plan``): rows with
+    1-based batch indexes where the positions go."""
+
+    event_ids: list[str]
+    defaults: list[DefaultRow]
+    rows: list[ActionRow]
+    reads: list[tuple[str, str, str, int]]
+    members: MemberSet
+    #: Set by the persister: whether the rows committed with the events.
+    written: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +113,8 @@ class PushActionsHandler:
         self._facts: LruCache[str, _RoomFacts] = LruCache(ROOM_FACTS_CACHE)
         #: Bumped by every ``forget_room``: a read that raced one is not kept.
         self._epoch = 0
+        #: First event ID of a planned batch -> its plan (``plan``).
+        self._plans: OrderedDict[str, _Plan] = OrderedDict()
 
     def forget_room(self, room_id: str) -> None:
         """``EventPipeline.on_state_changed``: the room's current state may have moved."""
@@ -134,6 +158,17 @@ class PushActionsHandler:
                 if not r.deduplicated and not e.excluded and not e.backfilled]
         if not todo:
             return
+        plan = self._plans.pop(todo[0][0].event_id, None)
+        if plan is not None and plan.written:
+            return  # committed with the events (``precommit``)
+        defaults, rows, reads, covered = await self._batch_rows(room_id, todo)
+        await self.store.add(rows, reads, defaults=defaults, members=[covered])
+
+    async def _batch_rows(self, room_id: str, todo: list[tuple[PDU, int]]
+                          ) -> tuple[list[DefaultRow], list[ActionRow],
+                                     list[tuple[str, str, str, int]], MemberSet]:
+        """Default rows, exception rows, sender read positions and the member set of the
+        events ``todo`` (with their positions) of one room's batch."""
         sender_reads: dict[tuple[str, str, str], int] = {}
         facts = await self._room_facts(room_id)
         members = facts.members
@@ -154,8 +189,61 @@ class PushActionsHandler:
         # The default rows of this batch cover exactly ``joined`` (the set every event of
         # the batch was evaluated for), from the batch's first position on.
         covered = member_set(room_id, min(pos for _, pos in todo), joined)
-        await self.store.add(rows, [(*k, v) for k, v in sender_reads.items()],
-                             defaults=defaults, members=[covered])
+        return defaults, rows, [(*k, v) for k, v in sender_reads.items()], covered
+
+    # -- committed with the events (PostgreSQL) ---------------------------------------------
+
+    async def plan(self, room_id: str, batch: Sequence[EventToPersist]) -> None:
+        """The room pipeline's before-persist hook: evaluate a batch of messages now, so
+        that its rows commit in the persister's own statement (``precommit``) and a woken
+        /sync reads the new unread counts without waiting for a write of their own.
+        Positions are not known yet: the batch's 1, 2, ... stand in for them (the
+        positions of one batch increase in batch order, so maxima and minima carry
+        over). Batches with state events (their facts change with them) or relations
+        within the batch (a thread is found through stored events) are left to
+        ``on_persisted``."""
+        todo = [(e.pdu, i + 1) for i, e in enumerate(
+            e for e in batch if not e.excluded and not e.backfilled)]
+        if not todo or any(p.is_state() for p, _ in todo):
+            return
+        ids = {p.event_id for p, _ in todo}
+        if any(_relation(p.content)[1] in ids for p, _ in todo):
+            return
+        defaults, rows, reads, covered = await self._batch_rows(room_id, todo)
+        self._plans[todo[0][0].event_id] = _Plan(
+            [p.event_id for p, _ in todo], defaults, rows, reads, covered)
+        while len(self._plans) > MAX_PLANS:  # batches that failed never come back
+            self._plans.popitem(last=False)
+
+    def precommit(self, batch: Sequence[EventToPersist], positions: Sequence[int]
+                  ) -> Precommit | None:
+        """``EventPersister.precommit``: the planned rows of the batches in ``batch`` (a
+        group commit may hold several rooms'), with their real positions."""
+        pos_of = {e.pdu.event_id: p for e, p in zip(batch, positions, strict=True)}
+        plans = [plan for e in batch if (plan := self._plans.get(e.pdu.event_id)) is not None
+                 and all(eid in pos_of for eid in plan.event_ids)]
+        if not plans:
+            return None
+        defaults: list[DefaultRow] = []
+        rows: list[ActionRow] = []
+        reads: list[tuple[str, str, str, int]] = []
+        sets: list[MemberSet] = []
+        for plan in plans:
+            real = [pos_of[eid] for eid in plan.event_ids]
+            defaults += [d._replace(stream_ordering=real[d.stream_ordering - 1])
+                         for d in plan.defaults]
+            rows += [(*r[:2], real[r[2] - 1], *r[3:])  # type: ignore[misc]
+                     for r in plan.rows]
+            reads += [(u, room, thread, real[pos - 1]) for u, room, thread, pos in plan.reads]
+            sets.append(plan.members)
+
+        def done(written: bool) -> None:
+            for plan in plans:
+                plan.written = written
+
+        ctes, args = PushActionsStore.unchanged_sets_ctes_pg(
+            defaults, rows, reads, sets, gate="(SELECT ok FROM f)")
+        return Precommit(ctes, args, "chk", done)
 
     async def _evaluate(self, room_id: str, todo: list[tuple[PDU, int]],
                         facts: _RoomFacts, joined: list[str], invited: set[str]

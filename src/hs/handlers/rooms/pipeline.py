@@ -263,6 +263,10 @@ class EventPipeline:
         #: reading unread counts (``hooks_settled``: push actions must be visible with
         #: the event). A failing hook is logged; the events stay persisted.
         self.on_persisted: list[PersistHook] = []
+        #: Awaited as ``hook(room_id, batch)`` before a batch of local drafts is persisted
+        #: (push actions prepared to commit with it); a failure is only logged.
+        self.before_persist: list[Callable[[str, Sequence[EventToPersist]],
+                                           Awaitable[None]]] = []
         self._inflight: set[_InFlight] = set()
         #: ``listener(room_id)`` called right after a commit that may have changed the
         #: room's current state (a state event, or a resolved delta), before anything is
@@ -350,6 +354,11 @@ class EventPipeline:
         if current_delta is not None:
             current_delta = {**current_delta, **{
                 e.pdu.state_tuple: e.pdu.event_id for e in builder.accepted if e.pdu.is_state()}}
+        for prepare in self.before_persist:
+            try:
+                await prepare(room_id, builder.accepted)
+            except Exception:
+                logger.exception("before-persist hook %r failed in %s", prepare, room_id)
         try:
             results = await self.persist(builder.accepted, room_id, current_delta,
                                          expected_extremities=builder.expected_extremities)

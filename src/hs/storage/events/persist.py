@@ -33,8 +33,9 @@ path takes the batch, raising or deduplicating as usual.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -55,6 +56,8 @@ from hs.storage.events.types import (
 from hs.storage.rooms.writes import apply_current_state, write_memberships
 from hs.storage.state.store import NewGroup, StateStore, UnknownStateGroupError
 from hs.storage.streams import StreamIdGenerator
+
+logger = logging.getLogger(__name__)
 
 MEMBER = "m.room.member"
 #: room_id -> changes to its current state (None removes the key).
@@ -119,6 +122,24 @@ def _relation(pdu: PDU) -> tuple[str, str, str | None] | None:
     return target, rel_type, key if isinstance(key, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class Precommit:
+    """Writes riding on the fast path's statement: ``ctes`` (``name AS (...)`` items,
+    the first of which may use ``f``, the persisted batch, e.g. ``(SELECT ok FROM f)``)
+    with ``args``; ``count_cte`` names a CTE whose rows mean "not written" (counted
+    into the result). ``done(written)`` is told whether they were, once the statement
+    committed or failed (a failed combined statement is retried without them)."""
+
+    ctes: str
+    args: list[Any]
+    count_cte: str
+    done: Callable[[bool], None]
+
+
+#: ``source(batch, positions)`` -> what to write with the batch, or None.
+PrecommitSource = Callable[[Sequence[EventToPersist], Sequence[int]], Precommit | None]
+
+
 class EventPersister:
     """See the module docstring."""
 
@@ -139,6 +160,9 @@ class EventPersister:
         #: PostgreSQL: persist simple batches with one statement (``_fast_eligible``);
         #: False forces the general path (tests compare the two).
         self.fast_path = True
+        #: PostgreSQL: rows other stores want committed with a fast-path batch (push
+        #: actions), asked for once the batch has its positions (``Precommit``).
+        self.precommit: PrecommitSource | None = None
 
     async def persist(
         self,
@@ -319,10 +343,11 @@ class _BatchWriter:
         rooms = sorted(batch_refs)  # every event has a room, so a (maybe empty) entry
         # Written: the same statement completes the positions (``hs_stream_complete`` in
         # this transaction, after the writes), so the events commit already readable.
-        row = await self.p.db.fetchone(
+        persist_sql = (
             "SELECT f.ok, f.groups, f.marked_ids, f.marked_by,"
-            " CASE WHEN f.ok THEN hs_stream_complete(?, ?::BIGINT[], NULL) END"
-            " FROM hs_persist_events_fast(" + ", ".join(["?"] * 40) + ") AS f",
+            " CASE WHEN f.ok THEN hs_stream_complete(?, ?::BIGINT[], NULL) END AS completed"
+            " FROM hs_persist_events_fast(" + ", ".join(["?"] * 40) + ") AS f")
+        args = [
             self.p.stream.name, self.positions,
             rooms, sorted(self.expected), [r for r, _ in expected], [e for _, e in expected],
             *ev_cols, list(refs), group_ix,
@@ -330,7 +355,29 @@ class _BatchWriter:
             [r for r, _ in retire], [e for _, e in retire],
             [r for r, _ in cands], [e for _, e in cands],
             *rel_cols, red_e, red_t, *txn_cols, now,
-        )
+        ]
+        extra = self.p.precommit(batch, self.positions) if self.p.precommit else None
+        row = None
+        if extra is not None:
+            try:
+                # One statement still: the batch (materialized once) and the extra rows,
+                # which are written only if it was.
+                row = await self.p.db.fetchone(
+                    f"WITH f AS MATERIALIZED ({persist_sql}), {extra.ctes}"
+                    " SELECT ok, groups, marked_ids, marked_by, completed,"
+                    f" (SELECT count(*) FROM {extra.count_cte}) FROM f",
+                    *args, *extra.args)
+            except Exception:
+                logger.exception("persisting %s with its extra rows failed; again without",
+                                 [e.pdu.event_id for e in batch])
+                extra.done(False)
+                extra = None
+        if extra is None:
+            row = await self.p.db.fetchone(persist_sql, *args)
+        elif row is None or not row[0]:
+            extra.done(False)
+        else:
+            extra.done(int(row[5]) == 0)
         if row is None or not row[0]:
             return None
         self.completed_current = int(row[4])

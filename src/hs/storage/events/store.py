@@ -24,7 +24,7 @@ from hs.core.room_versions import get_room_version
 from hs.storage.database import Database
 from hs.storage.events._util import chunks, qmarks
 from hs.storage.events.cache import LruCache, scaled
-from hs.storage.events.persist import CurrentStateDeltas, EventPersister
+from hs.storage.events.persist import CurrentStateDeltas, EventPersister, PrecommitSource
 from hs.storage.events.recent import RecentWrites
 from hs.storage.events.timeline import TimelineMixin
 from hs.storage.events.types import EventMeta, EventToPersist, Member, PersistedEvent, RoomForUser
@@ -86,6 +86,10 @@ class EventsStore(TimelineMixin):
         return cls(db, stream, backfill_stream=backfill, **kwargs)
 
     # -- writing ----------------------------------------------------------------------------
+
+    def set_precommit(self, source: PrecommitSource | None) -> None:
+        """PostgreSQL: rows to commit with each fast-path batch (``persist.Precommit``)."""
+        self._persister.precommit = source
 
     async def persist_events(
         self,

@@ -225,24 +225,45 @@ class PushActionsStore:
         sets are unchanged (a statement is atomic on its own: no BEGIN/COMMIT round trips).
         False when a set changed: nothing was written, the caller's transaction does it
         all (every write here is idempotent)."""
+        ctes, args = self.unchanged_sets_ctes_pg(defaults, (), reads, sets)
+        changed = await self.db.fetchall(f"WITH {ctes} SELECT room_id FROM chk LIMIT 1",
+                                         *args)
+        return not changed
+
+    @staticmethod
+    def unchanged_sets_ctes_pg(defaults: Sequence[DefaultRow], rows: Sequence[ActionRow],
+                               reads: Sequence[tuple[str, str, str, int]],
+                               sets: Sequence[MemberSet], gate: str = "TRUE"
+                               ) -> tuple[str, list[object]]:
+        """The CTEs (``chk`` first: rooms whose member set changed) and their arguments
+        that write ``defaults``, ``rows`` and ``reads`` only when no set changed and the
+        SQL condition ``gate`` holds; nothing when a set changed (the caller then writes
+        it all in a transaction). Another statement can carry them: the event
+        persister's, so an event's push actions commit with it."""
         check, args = changed_check_pg(sets)
-        sql = f"WITH {check}"
+        sql = check
+        where = f"WHERE NOT EXISTS (SELECT 1 FROM chk) AND {gate}"
         if defaults:
             arrays = ", ".join(f"?::{t}[]" for t in _DEFAULT_TYPES)
             sql += (f", ins AS (INSERT INTO event_push_defaults ({_DEFAULT_COLUMNS})"
-                    f" SELECT * FROM unnest({arrays}) WHERE NOT EXISTS (SELECT 1 FROM chk)"
+                    f" SELECT * FROM unnest({arrays}) {where}"
                     " ON CONFLICT (stream_ordering) DO NOTHING)")
             args += [list(col) for col in zip(*defaults, strict=True)]
+        if rows:
+            arrays = ", ".join(f"?::{t}[]" for t in _ACTION_TYPES)
+            sql += (f", act AS (INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
+                    f" SELECT * FROM unnest({arrays}) {where}"
+                    " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING)")
+            args += [list(col) for col in zip(*rows, strict=True)]
         if reads:
             sql += (", rd AS (INSERT INTO push_sender_reads (user_id, room_id, thread_id,"
                     " stream_ordering) SELECT * FROM unnest(?::TEXT[], ?::TEXT[], ?::TEXT[],"
-                    " ?::BIGINT[]) WHERE NOT EXISTS (SELECT 1 FROM chk)"
+                    f" ?::BIGINT[]) {where}"
                     " ON CONFLICT (user_id, room_id, thread_id) DO UPDATE"
                     " SET stream_ordering = excluded.stream_ordering"
                     " WHERE push_sender_reads.stream_ordering < excluded.stream_ordering)")
             args += [list(col) for col in zip(*_highest_reads(reads), strict=True)]
-        changed = await self.db.fetchall(sql + " SELECT room_id FROM chk LIMIT 1", *args)
-        return not changed
+        return sql, args
 
     async def _defaults_and_sets_pg(self, txn: Transaction, defaults: Sequence[DefaultRow],
                                     sets: Sequence[MemberSet]) -> None:
