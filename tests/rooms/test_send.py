@@ -259,21 +259,33 @@ async def test_metrics_count_persisted_events(database_config):
 
 async def test_retry_gets_the_original_event_even_when_it_would_now_be_refused(
         database_config):
-    """The transaction-ID lookup runs alongside the send: a retry is still answered with
-    the event its first attempt created, even once that user may no longer send there,
-    and the room keeps working after a retried (deduplicated) send."""
+    """A retry is answered with the event its first attempt created (deduplicated by
+    the persister; the transaction ID is only read when the retry is refused), even once
+    that user may no longer send there, and the room keeps working after a retried
+    (deduplicated) send."""
     async with running_server(database_config) as hs:
         alice, bob = await new_user(hs, "alice"), await new_user(hs, "bob")
         room_id = await alice.create_room(preset="public_chat")
         assert (await bob.join(room_id))[0] == 200
+        events = hs.services.events
+        lookups: list[str] = []
+        real_lookup = events.event_id_for_txn
+
+        async def lookup(user_id: str, device_id: str, room: str, txn_id: str) -> str | None:
+            lookups.append(txn_id)
+            return await real_lookup(user_id, device_id, room, txn_id)
+
+        events.event_id_for_txn = lookup
         status, first = await bob.send(room_id, "b1")
         assert status == 200
         status, again = await bob.send(room_id, "b1")  # a plain retry: deduplicated
         assert (status, again) == (200, first)
+        assert lookups == []  # no read on a send that goes through
         status, after = await alice.send(room_id, "a1")  # the room's tip is still right
         assert status == 200 and after["event_id"] != first["event_id"]
         assert (await bob.member_op("leave", room_id))[0] == 200
         status, late = await bob.send(room_id, "b1")
         assert (status, late) == (200, first)
+        assert lookups == ["b1"]  # refused (he left): the earlier use was read
         status, err = await bob.send(room_id, "b2")
         assert (status, err["errcode"]) == (403, "M_FORBIDDEN")

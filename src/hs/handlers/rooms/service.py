@@ -9,6 +9,7 @@ gets the stored event ID (``event_txn_ids``, written in the same transaction).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -45,14 +46,10 @@ if TYPE_CHECKING:
     from hs.storage.accounts import AccountStore
     from hs.storage.events import EventsStore
 
+logger = logging.getLogger(__name__)
+
 
 VERSION_CACHE_SIZE = 10_000
-
-
-def _retrieved(task: asyncio.Future[str | None]) -> None:
-    """Mark a failed lookup's error as seen (the send may not have needed it)."""
-    if not task.cancelled():
-        task.exception()
 
 
 class RoomHandler:
@@ -151,22 +148,21 @@ class RoomHandler:
     async def _send_txn(self, requester: Requester, room_id: str, event_type: str,
                         content: dict[str, Any], state_key: str | None, txn_id: str,
                         redacts: str | None, ratelimit: bool) -> SentEvent:
-        # The earlier use of this transaction ID, if any, is read alongside the send rather
-        # than before it (a round trip off every send's latency): a retry's event is
-        # deduplicated by the persister anyway (same transaction ID), and a retry this
-        # attempt would refuse (rate limit, membership or power changed since) still gets
-        # the original answer from the read.
-        earlier = asyncio.ensure_future(self.events.event_id_for_txn(
-            requester.user_id, requester.device_id, room_id, txn_id))
-        earlier.add_done_callback(_retrieved)
+        # A retried transaction ID needs no read up front: its new event is deduplicated
+        # by the persister (same transaction ID), which answers with the original. Only a
+        # retry this attempt refuses (rate limit, membership or power changed since) reads
+        # the earlier use, so that it still gets the original answer.
         txn = TxnKey(requester.user_id, requester.device_id, txn_id)
         try:
             return await self._send_checked(requester, room_id, event_type, content,
                                             state_key, txn, redacts, ratelimit)
         except MatrixError:
             try:
-                existing = await earlier
+                existing = await self.events.event_id_for_txn(
+                    requester.user_id, requester.device_id, room_id, txn_id)
             except Exception:
+                logger.exception("reading transaction %s of %s failed", txn_id,
+                                 requester.user_id)
                 existing = None  # the refusal stands
             if existing is not None:
                 return SentEvent(existing, 0, True)
