@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from argon2 import PasswordHasher
 
 from hs.app import Services, create_app
@@ -77,6 +78,15 @@ class Client:
             "password": password, **extra})
 
 
+class ServerAsRun(TestServer):
+    """aiohttp's test server, but running handlers as ``hs run`` does: not cancelled when
+    their client disconnects (the test server's default is to cancel them)."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        kwargs["handler_cancellation"] = False
+        return await super()._make_runner(**kwargs)
+
+
 @contextlib.asynccontextmanager
 async def running_server(database_config: DatabaseConfig, *, x_forwarded: bool = False,
                          **overrides: Any) -> AsyncIterator[Client]:
@@ -85,7 +95,7 @@ async def running_server(database_config: DatabaseConfig, *, x_forwarded: bool =
     db = await open_database(database_config)
     services = await Services.build(config, db, passwords=Passwords(config.password_minimum_length,
                                                               FAST_HASHER))
-    server = TestServer(create_app(services, x_forwarded=x_forwarded), host="127.0.0.1")
+    server = ServerAsRun(create_app(services, x_forwarded=x_forwarded), host="127.0.0.1")
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 from tests.server.harness import running_server
 from tests.sync.helpers import bodies, new_user
 
@@ -107,3 +108,46 @@ async def test_every_event_exactly_once_under_concurrent_senders(database_config
         server_order = [e["content"]["body"] for e in reversed(page["chunk"])
                         if e["type"] == "m.room.message"]
         assert seen == server_order
+
+
+async def test_abandoned_long_poll_is_not_computed(database_config):
+    """A client that hangs up mid long-poll (clients abandon /sync all the time): the
+    wake-up it would have had computes nothing, and its waiter goes away."""
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        bob = await new_user(hs, "bob")
+        room = await alice.create_room()
+        await bob.join(room)
+        token = (await bob.sync())["next_batch"]
+        sync = hs.services.sync
+        computed: list[str] = []
+        real_compute = sync._compute
+
+        async def compute(user_id: str, *args: object) -> object:
+            computed.append(user_id)
+            return await real_compute(user_id, *args)
+
+        sync._compute = compute
+        notifier = hs.services.notifier
+        before = notifier.waiter_count()
+        async with aiohttp.ClientSession() as own:  # its own connection, closed below
+            poll = asyncio.create_task(own.get(
+                f"{hs.base}/_matrix/client/v3/sync?since={token}&timeout=20000",
+                headers={"Authorization": f"Bearer {bob.token}"}))
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if notifier.waiter_count() > before:
+                    break
+            assert notifier.waiter_count() == before + 1
+            poll.cancel()
+        await asyncio.sleep(0.1)
+        await alice.send(room, "anyone there?")
+        for _ in range(100):
+            if notifier.waiter_count() == before:
+                break
+            await asyncio.sleep(0.02)
+        assert notifier.waiter_count() == before
+        assert bob.user_id not in computed
+        # A client still there is served as usual.
+        body = await bob.sync(token, timeout=5_000)
+        assert bodies(body, room) == ["anyone there?"]

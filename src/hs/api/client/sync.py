@@ -41,6 +41,8 @@ async def get_sync(request: web.Request) -> web.Response:
         full_state=_bool(query.get("full_state"), "full_state"),
         set_presence=query.get("set_presence") or "online",
         filter_param=query.get("filter"),
+        # aiohttp drops the transport when the connection is lost.
+        client_gone=lambda: request.transport is None,
     )
     return json_response(await services.sync.sync(requester, params))
 

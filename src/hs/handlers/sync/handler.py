@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 #: Longest long-poll honoured (ms); clients ask for 30 s.
 MAX_TIMEOUT_MS = 5 * 60_000
+#: How often a long-poll with nothing to wake it checks that its client is still there.
+GONE_CHECK_INTERVAL_S = 5.0
 #: Events ranges up to this long read every user's membership changes at once (shared by
 #: the requests of one wake-up); longer ones ask for the one user's.
 SHARED_RANGE = 1000
@@ -66,6 +68,9 @@ class SyncParams:
     full_state: bool = False
     set_presence: str = "online"
     filter_param: str | None = None
+    #: True once the client has hung up: a long-poll then stops without computing a
+    #: response nobody will read (clients abandon long-polls all the time).
+    client_gone: Callable[[], bool] | None = None
 
 
 class SyncHandler:
@@ -163,6 +168,7 @@ class SyncHandler:
             return body
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        gone = params.client_gone
         while True:
             rooms = await self.watched_rooms(user_id)
             with self.services.notifier.watch(rooms=rooms, users=[user_id]) as waiter:
@@ -173,8 +179,15 @@ class SyncHandler:
                     body, empty = await self._compute(user_id, device_id, flt, since, False)
                     if not empty:
                         return body
-                remaining = deadline - loop.time()
-                if remaining <= 0 or not await waiter.wait(remaining):
+                while True:
+                    remaining = deadline - loop.time()
+                    woken = remaining > 0 and await waiter.wait(
+                        min(remaining, GONE_CHECK_INTERVAL_S))
+                    if gone is not None and gone():
+                        return {"next_batch": str(since)}  # never sent: the client left
+                    if woken or loop.time() >= deadline:
+                        break
+                if not woken:
                     # Timed out: the unchanged token, with the key counts of now.
                     body, _ = await self._compute(user_id, device_id, flt, since, False)
                     return body
