@@ -54,6 +54,59 @@ class LruCache(Generic[K, V]):
         return key in self._data
 
 
+class WeightedLruCache(Generic[K, V]):
+    """An LRU map bounded by the total ``weigh(value)`` of its entries rather than their
+    number: state maps range from a handful of keys to a big room's tens of thousands,
+    so a count bound is either too small for many small rooms or unbounded in memory
+    for big ones. A value heavier than the whole budget is not kept."""
+
+    __slots__ = ("_data", "_weigh", "hits", "max_weight", "misses", "weight")
+
+    def __init__(self, max_weight: int, weigh: Callable[[V], int]) -> None:
+        self.max_weight = max(1, max_weight)
+        self._weigh = weigh
+        self._data: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self.weight = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K) -> V | None:
+        entry = self._data.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._data.move_to_end(key)
+        return entry[0]
+
+    def set(self, key: K, value: V) -> None:
+        weight = self._weigh(value)
+        self.invalidate([key])
+        if weight > self.max_weight:
+            return
+        self._data[key] = (value, weight)
+        self.weight += weight
+        while self.weight > self.max_weight:
+            _, (_, dropped) = self._data.popitem(last=False)
+            self.weight -= dropped
+
+    def invalidate(self, keys: Iterable[K]) -> None:
+        for key in keys:
+            entry = self._data.pop(key, None)
+            if entry is not None:
+                self.weight -= entry[1]
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.weight = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+
 class Coalescer(Generic[K, V]):
     """Concurrent calls with the same key share one read while it is in flight; nothing
     is kept after it completes, so a later call always reads afresh (no invalidation to

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -105,6 +105,8 @@ class PersistOutcome:
     redacted: set[str]
     #: event -> (state group after, state group before) of the events given state.
     groups: dict[str, tuple[int, int]]
+    #: The state groups the batch created, in creation order.
+    new_groups: list[tuple[int, NewGroup]] = field(default_factory=list)
 
 
 def _now_ms() -> int:
@@ -246,6 +248,8 @@ class _BatchWriter:
         #: Set by ``run_fast``: the stream's current position after it completed the batch.
         self.completed_current: int | None = None
         self.batch_dups: list[tuple[int, _Item]] = []
+        #: The state groups this batch creates (``PersistOutcome.new_groups``).
+        self.new_groups: list[tuple[int, NewGroup]] = []
 
     async def run(self) -> PersistOutcome:
         rooms = sorted({e.pdu.room_id for e in self.batch} | set(self.current_state))
@@ -279,7 +283,7 @@ class _BatchWriter:
         results = [r for r in self.results if r is not None]
         groups = {it.ev.pdu.event_id: (it.after, it.before) for it in self.items
                   if it.after is not None and it.before is not None}
-        return PersistOutcome(results, written, set(redacted), groups)
+        return PersistOutcome(results, written, set(redacted), groups, self.new_groups)
 
     # -- the fast path (PostgreSQL) ---------------------------------------------------------
 
@@ -523,6 +527,7 @@ class _BatchWriter:
             it.before, it.after = before, after
             after_of[pdu.event_id] = after
         await self.p.state.create_groups(self.txn, new_groups)
+        self.new_groups = new_groups
         await self.txn.executemany(
             "INSERT INTO event_to_state_group (event_id, state_group, state_group_before)"
             " VALUES (?, ?, ?)",

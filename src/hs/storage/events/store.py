@@ -118,6 +118,7 @@ class EventsStore(TimelineMixin):
             self._cache.set(pdu.event_id, (pdu, meta))
         # Committed: the first /sync or page that shows these events needs their groups.
         self.state.remember_event_groups(outcome.groups)
+        self.state.remember_new_groups(outcome.new_groups)
         for listener in self.persist_listeners:
             listener(batch, outcome.results)
         return outcome.results

@@ -12,19 +12,24 @@ come from a sequence (PostgreSQL) or a counter row (SQLite's single writer).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hs.core.pdu import StateKey
 from hs.storage.database import Database, Queryable
 from hs.storage.events._util import chunks, qmarks
-from hs.storage.events.cache import LruCache, scaled
+from hs.storage.events.cache import LruCache, WeightedLruCache, scaled
 
 StateMap = dict[StateKey, str]
 #: (type, state_key or None for any key) pairs selecting part of a state map.
 StateFilter = Iterable[tuple[str, str | None]]
 
 DEFAULT_SNAPSHOT_INTERVAL = 50
+#: State entries the group cache keeps over all its maps (x the cache factor): thousands
+#: of small rooms' recent groups, or a few of a very big room's.
+STATE_CACHE_ENTRIES = 100_000
+#: Largest map ``remember_new_groups`` builds ahead of a read.
+REMEMBER_MAX_ENTRIES = 1000
 
 
 class UnknownStateGroupError(LookupError):
@@ -79,7 +84,9 @@ class StateStore:
             raise ValueError("snapshot_interval must be >= 1")
         self.db = db
         self.snapshot_interval = snapshot_interval
-        self._cache: LruCache[int, StateMap] = LruCache(scaled(500, cache_factor))
+        #: group -> its full state map, bounded by the maps' total size (entries).
+        self._cache: WeightedLruCache[int, StateMap] = WeightedLruCache(
+            scaled(STATE_CACHE_ENTRIES, cache_factor), _map_weight)
         #: event -> (group after, group before): written once when the event is persisted
         #: with state and never changed, so a hit is always true (misses are not cached:
         #: an outlier may gain state later).
@@ -190,6 +197,26 @@ class StateStore:
                     self._event_groups.set(event_id, pair)
         return out
 
+    def remember_new_groups(self, new: Sequence[tuple[int, NewGroup]]) -> None:
+        """Cache the full maps of groups just committed, where they follow from a cached
+        (or just computed) previous group and the changes: the first read of a room's
+        newest state (a woken /sync's lazy-loaded members) then costs no query. Maps of
+        more than ``REMEMBER_MAX_ENTRIES`` are left to be read when needed."""
+        known: dict[int, StateMap] = {}
+        for gid, n in new:
+            if n.prev_group is None:
+                base: StateMap | None = {}
+            else:
+                base = known.get(n.prev_group)
+                if base is None:
+                    base = self._cache.get(n.prev_group)
+            if base is None or len(base) >= REMEMBER_MAX_ENTRIES:
+                continue
+            state = dict(base)
+            _apply(state, n.changes)
+            known[gid] = state
+            self._cache.set(gid, state)
+
     def remember_event_groups(self, groups: Mapping[str, tuple[int, int]]) -> None:
         """Cache committed ``event -> (after, before)`` rows (the persister's, after its
         commit), so the reads that follow a new event do not fetch them back."""
@@ -288,6 +315,10 @@ class StateStore:
                 " VALUES (?, ?, ?, ?)",
                 entry_rows,
             )
+
+
+def _map_weight(state: StateMap) -> int:
+    return len(state) + 1
 
 
 def _apply(state: StateMap, changes: Mapping[StateKey, str | None]) -> None:
