@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from tests.server.harness import running_server
-from tests.sync.helpers import new_user
+from tests.sync.helpers import login_again, new_user
 
 LAZY = {"room": {"timeline": {"limit": 1}, "state": {"lazy_load_members": True}}}
 
@@ -104,3 +104,23 @@ async def test_replaced_state_of_lazy_members_is_remembered(database_config):
             assert member["unsigned"]["replaces_state"]
         delta_reads = [c for c in calls if "current_state_delta_stream" in str(c[0])]
         assert len(delta_reads) == 1
+
+
+async def test_own_echo_carries_its_transaction_id_without_a_read(database_config):
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        other = await login_again(hs, alice, "alice")
+        room = await alice.create_room()
+        token = (await alice.sync())["next_batch"]
+        other_token = (await other.sync())["next_batch"]
+        reads = count_calls(hs.services.timeline.serializer.reads, "txn_ids_for_events")
+        event_id = await alice.send(room, "echo")
+        body = await alice.sync(token)
+        echo = next(e for e in body["rooms"]["join"][room]["timeline"]["events"]
+                    if e["event_id"] == event_id)
+        assert echo["unsigned"]["transaction_id"].startswith("t")
+        body = await other.sync(other_token)
+        seen = next(e for e in body["rooms"]["join"][room]["timeline"]["events"]
+                    if e["event_id"] == event_id)
+        assert "transaction_id" not in seen["unsigned"]
+        assert reads == []

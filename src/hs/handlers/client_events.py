@@ -27,6 +27,8 @@ from hs.storage.state.store import StateStore
 
 REDACTION = "m.room.redaction"
 MEMBER = "m.room.member"
+#: Recently sent events whose transaction ID is remembered (``_sent_txns``).
+SENT_TXNS_CACHE = 5_000
 
 
 #: Latest edits, thread summaries and references of a page of events.
@@ -94,6 +96,11 @@ class ClientEventSerializer:
         #: Bumped by every persisted batch with a relation: a read that raced one is not
         #: remembered.
         self._relation_writes = 0
+        #: Events just sent here with a transaction ID -> (user, device, txn ID): the
+        #: sender's own /sync echoes each one back with ``unsigned.transaction_id``
+        #: without reading it (an event has at most the one transaction ID it was sent
+        #: with).
+        self._sent_txns: LruCache[str, tuple[str, str, str]] = LruCache(SENT_TXNS_CACHE)
         events.persist_listeners.append(self._on_persisted)
 
     async def serialize(
@@ -148,10 +155,18 @@ class ClientEventSerializer:
         because = await self._redacted_because(set(redacted_by.values()), viewer)
         txn_ids: dict[str, str] = {}
         if viewer is not None and viewer.device_id is not None:
-            own = [p.event_id for p, _ in kept if p.sender == viewer.user_id]
+            own = []
+            for p, _ in kept:
+                if p.sender != viewer.user_id:
+                    continue
+                sent = self._sent_txns.get(p.event_id)
+                if sent is None:
+                    own.append(p.event_id)
+                elif sent[1] == viewer.device_id:  # another device's: none for this one
+                    txn_ids[p.event_id] = sent[2]
             if own:
-                txn_ids = await self.reads.txn_ids_for_events(
-                    viewer.user_id, viewer.device_id, own)
+                txn_ids.update(await self.reads.txn_ids_for_events(
+                    viewer.user_id, viewer.device_id, own))
         prev_state: dict[str, PDU] = {}
         membership: dict[str, str] = {}
         if state_facts:
@@ -276,6 +291,8 @@ class ClientEventSerializer:
             if (item.txn is not None and not result.deduplicated and not item.outlier
                     and not item.backfilled and result.event_id == item.pdu.event_id):
                 self._no_relations.set(item.pdu.event_id, True)
+                self._sent_txns.set(item.pdu.event_id, (
+                    item.txn.user_id, item.txn.device_id, item.txn.txn_id))
         targets = []
         for item in batch:
             relates = item.pdu.content.get("m.relates_to")
