@@ -303,3 +303,29 @@ async def test_unchanged_members_write_in_one_statement(
         await _receipt(bob, room, three)
         counts = await hs.services.push.unread_counts(bob.user_id, [room])
         assert counts[room]["notification_count"] == 0
+
+
+async def test_rule_change_between_messages_takes_effect(database_config: DatabaseConfig
+                                                         ) -> None:
+    """A room keeps its recipients (rules and contexts) from one message to the next; a
+    member who changes their rules in between is evaluated with the new ones."""
+    async with running_server(database_config) as hs:
+        alice = await new_user(hs, "alice")
+        others = [await new_user(hs, f"user{i}") for i in range(4)]
+        room = await alice.create_room(preset="public_chat")
+        for u in others:
+            assert (await u.join(room))[0] == 200
+        await _send(alice, room, "first")
+        muted = others[2]
+        assert (await _counts(hs, muted, room))["notification_count"] == 1
+        status, _ = await muted.call("PUT", f"/pushrules/global/room/{q(room)}",
+                                     {"actions": ["dont_notify"]})
+        assert status == 200
+        await _send(alice, room, "second")
+        for u in others:
+            assert (await _counts(hs, u, room))["notification_count"] == (
+                1 if u is muted else 2)
+        status, _ = await muted.call("DELETE", f"/pushrules/global/room/{q(room)}")
+        assert status == 200
+        await _send(alice, room, "third")
+        assert (await _counts(hs, muted, room))["notification_count"] == 2

@@ -30,7 +30,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hs.core.pdu import PDU
@@ -62,6 +62,8 @@ Evaluated = tuple[PDU, int, list[tuple[str, Outcome]], list[tuple[str, Outcome]]
 ROOM_FACTS_CACHE = 512
 #: Planned batches kept until their post-persist hook (older ones are dropped).
 MAX_PLANS = 1024
+#: Sender levels whose recipient lists a room's facts keep.
+MAX_KEPT_LEVELS = 4
 
 
 @dataclass(slots=True)
@@ -85,6 +87,11 @@ class _RoomFacts:
     members: Mapping[str, Any]  # joined: user -> Member
     create: PDU | None
     power: PDU | None
+    #: sender level -> (user, compiled rules, context) of every local joined member: a
+    #: room's next batch reuses them while each member's compiled rules are the same
+    #: objects (contexts depend only on these facts and the sender level).
+    recipients: dict[int, list[tuple[str, Any, PushContext]]] = field(
+        default_factory=dict, compare=False)
 
 
 def _relation(content: Any) -> tuple[str | None, str | None]:
@@ -276,9 +283,17 @@ class PushActionsHandler:
             sender_level = int(min(level, _MAX_LEVEL))
             recipients = targets.get(sender_level)
             if recipients is None:
-                recipients = targets[sender_level] = [
-                    (u, compiled[u], context(sender_level, members[u].displayname))
-                    for u in joined]
+                kept = facts.recipients.get(sender_level)
+                if (kept is not None and len(kept) == len(joined)
+                        and all(rules is compiled[u] for u, rules, _ in kept)):
+                    recipients = kept
+                else:
+                    recipients = [
+                        (u, compiled[u], context(sender_level, members[u].displayname))
+                        for u in joined]
+                    if len(facts.recipients) < MAX_KEPT_LEVELS:
+                        facts.recipients[sender_level] = recipients
+                targets[sender_level] = recipients
             extra: list[tuple[str, Outcome]] = []
             if pdu.type == "m.room.member" and pdu.state_key in invited:
                 invitee = pdu.state_key
