@@ -65,3 +65,11 @@ async def state_event(hs: Client, room_id: str, event_type: str, state_key: str 
 async def membership(hs: Client, room_id: str, user_id: str) -> str | None:
     pdu = await state_event(hs, room_id, "m.room.member", user_id)
     return None if pdu is None else pdu.membership
+
+
+async def pair_in_public_room(hs: Client) -> tuple[User, User, str]:
+    """alice, bob and a public room of alice's that bob joined."""
+    alice, bob = await new_user(hs, "alice"), await new_user(hs, "bob")
+    room_id = await alice.create_room(preset="public_chat")
+    assert (await bob.join(room_id))[0] == 200
+    return alice, bob, room_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.rooms.helpers import new_user, state_event
+from tests.rooms.helpers import new_user, pair_in_public_room, state_event
 from tests.server.harness import running_server
 
 
@@ -42,10 +42,7 @@ async def test_senders_taking_turns_need_no_state_read(database_config):
 
 async def test_inherited_tip_follows_the_rooms_changes(database_config):
     async with running_server(database_config) as hs:
-        alice = await new_user(hs, "alice")
-        bob = await new_user(hs, "bob")
-        room_id = await alice.create_room(preset="public_chat")
-        assert (await bob.join(room_id))[0] == 200
+        alice, bob, room_id = await pair_in_public_room(hs)
         assert (await bob.send(room_id, "b0"))[0] == 200
         assert (await alice.send(room_id, "a0"))[0] == 200
         # Alice raises the bar for messages: bob's remembered membership is still good,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.rooms.helpers import new_user
+from tests.rooms.helpers import pair_in_public_room
 from tests.server.harness import running_server
 
 from hs.storage.state.store import StateStore
@@ -13,10 +13,7 @@ from hs.storage.state.store import StateStore
 
 async def test_new_groups_are_cached_as_stored(database_config):
     async with running_server(database_config) as hs:
-        alice = await new_user(hs, "alice")
-        bob = await new_user(hs, "bob")
-        room_id = await alice.create_room(preset="public_chat")
-        assert (await bob.join(room_id))[0] == 200
+        alice, _, room_id = await pair_in_public_room(hs)
         assert (await alice.put_state(room_id, "m.room.topic", {"topic": "t"}))[0] == 200
         events = hs.services.events
         state = events.state

@@ -71,6 +71,15 @@ async def new_user(hs: Client, name: str) -> User:
     return User(hs, result["user_id"], result["device_id"], result["access_token"])
 
 
+async def bob_in_alices_room(hs: Client) -> tuple[User, User, str, str]:
+    """alice, bob, a room of alice's that bob joined, and bob's sync token after it."""
+    alice = await new_user(hs, "alice")
+    bob = await new_user(hs, "bob")
+    room = await alice.create_room()
+    await bob.join(room)
+    return alice, bob, room, (await bob.sync())["next_batch"]
+
+
 async def login_again(hs: Client, user: User, name: str) -> User:
     status, result = await hs.login(name)
     assert status == 200, result

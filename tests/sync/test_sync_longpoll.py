@@ -7,16 +7,12 @@ import time
 
 import aiohttp
 from tests.server.harness import running_server
-from tests.sync.helpers import bodies, new_user
+from tests.sync.helpers import bob_in_alices_room, bodies, new_user
 
 
 async def test_long_poll_wakes_on_a_message(database_config):
     async with running_server(database_config) as hs:
-        alice = await new_user(hs, "alice")
-        bob = await new_user(hs, "bob")
-        room = await alice.create_room()
-        await bob.join(room)
-        token = (await bob.sync())["next_batch"]
+        alice, bob, room, token = await bob_in_alices_room(hs)
         started = time.monotonic()
         poll = asyncio.create_task(bob.sync(token, timeout=10_000))
         await asyncio.sleep(0.2)
@@ -114,11 +110,7 @@ async def test_abandoned_long_poll_is_not_computed(database_config):
     """A client that hangs up mid long-poll (clients abandon /sync all the time): the
     wake-up it would have had computes nothing, and its waiter goes away."""
     async with running_server(database_config) as hs:
-        alice = await new_user(hs, "alice")
-        bob = await new_user(hs, "bob")
-        room = await alice.create_room()
-        await bob.join(room)
-        token = (await bob.sync())["next_batch"]
+        alice, bob, room, token = await bob_in_alices_room(hs)
         sync = hs.services.sync
         computed: list[str] = []
         real_compute = sync._compute

@@ -243,18 +243,17 @@ class PushActionsStore:
         check, args = changed_check_pg(sets)
         sql = check
         where = f"WHERE NOT EXISTS (SELECT 1 FROM chk) AND {gate}"
-        if defaults:
-            arrays = ", ".join(f"?::{t}[]" for t in _DEFAULT_TYPES)
-            sql += (f", ins AS (INSERT INTO event_push_defaults ({_DEFAULT_COLUMNS})"
-                    f" SELECT * FROM unnest({arrays}) {where}"
-                    " ON CONFLICT (stream_ordering) DO NOTHING)")
-            args += [list(col) for col in zip(*defaults, strict=True)]
-        if rows:
-            arrays = ", ".join(f"?::{t}[]" for t in _ACTION_TYPES)
-            sql += (f", act AS (INSERT INTO event_push_actions ({_ACTION_COLUMNS})"
-                    f" SELECT * FROM unnest({arrays}) {where}"
-                    " ON CONFLICT (user_id, room_id, stream_ordering) DO NOTHING)")
-            args += [list(col) for col in zip(*rows, strict=True)]
+        for name, table, columns, types, key, batch in (
+                ("ins", "event_push_defaults", _DEFAULT_COLUMNS, _DEFAULT_TYPES,
+                 "(stream_ordering)", defaults),
+                ("act", "event_push_actions", _ACTION_COLUMNS, _ACTION_TYPES,
+                 "(user_id, room_id, stream_ordering)", rows)):
+            if batch:
+                arrays = ", ".join(f"?::{t}[]" for t in types)
+                sql += (f", {name} AS (INSERT INTO {table} ({columns})"
+                        f" SELECT * FROM unnest({arrays}) {where}"
+                        f" ON CONFLICT {key} DO NOTHING)")
+                args += [list(col) for col in zip(*batch, strict=True)]
         if reads:
             sql += (", rd AS (INSERT INTO push_sender_reads (user_id, room_id, thread_id,"
                     " stream_ordering) SELECT * FROM unnest(?::TEXT[], ?::TEXT[], ?::TEXT[],"
