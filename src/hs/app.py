@@ -185,6 +185,8 @@ class Services:
             self.events, self.clock,
             lambda pdus, user_id: self.timeline.serializer.serialize(pdus, Viewer(user_id)))
         self.rooms.pipeline.on_persisted.append(self.push.on_persisted)
+        # Read receipts move the unread counts the push store keeps in memory.
+        self.receipts.store.unread = self.push.actions.store.unread
         if self.db.dialect == "postgres":
             # Messages' push actions commit in the persister's statement: a woken /sync
             # then finds the unread counts without waiting for a write of their own.

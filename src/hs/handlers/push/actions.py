@@ -244,9 +244,17 @@ class PushActionsHandler:
             reads += [(u, room, thread, real[pos - 1]) for u, room, thread, pos in plan.reads]
             sets.append(plan.members)
 
+        # Unread counts cached for these rooms move only once the rows are known to be in.
+        change = self.store.unread.begin({m.room_id for m in sets})
+
         def done(written: bool) -> None:
             for plan in plans:
                 plan.written = written
+            if written:
+                change.applied(defaults, rows, reads, sets)  # type: ignore[arg-type]
+            else:
+                # Not written (a member set changed: the hook writes them) or failed.
+                change.unsure()
 
         ctes, args = PushActionsStore.unchanged_sets_ctes_pg(
             defaults, rows, reads, sets, gate="(SELECT ok FROM f)")

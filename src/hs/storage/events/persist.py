@@ -376,6 +376,9 @@ class _BatchWriter:
                                  [e.pdu.event_id for e in batch])
                 extra.done(False)
                 extra = None
+            except BaseException:  # cancelled: ``done`` is still owed its answer
+                extra.done(False)
+                raise
         if extra is None:
             row = await self.p.db.fetchone(persist_sql, *args)
         elif row is None or not row[0]:

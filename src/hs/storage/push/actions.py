@@ -29,6 +29,7 @@ import orjson
 from hs.storage.database import Database, Transaction
 from hs.storage.events._util import chunks, qmarks
 from hs.storage.push.member_spans import MemberSet, apply_member_sets, changed_check_pg
+from hs.storage.push.unread_cache import Change, Counts, UnreadCache
 from hs.storage.push.unread_sql import READ_RECEIPT_TYPES, notifications_sql, unread_counts_sql
 
 #: ``thread_id`` of events on the main timeline (the receipts' name for it too).
@@ -87,6 +88,16 @@ class _Call:
     defaults: list[DefaultRow]
     members: list[MemberSet]
     fut: asyncio.Future[None] = field(repr=False)
+    #: The unread cache's hold on the call's rooms until its rows are applied.
+    change: Change | None = field(default=None, repr=False)
+
+    def settle(self, exc: BaseException | None) -> None:
+        if self.change is not None:
+            if exc is None:
+                self.change.applied(self.defaults, self.rows, self.reads, self.members)
+            else:
+                self.change.unsure()
+        _settle(self.fut, exc)
 
 
 _ACTION_COLUMNS = ("user_id, room_id, stream_ordering, event_id, thread_id, notif, highlight,"
@@ -130,6 +141,8 @@ def _highest_reads(reads: Sequence[tuple[str, str, str, int]]
 class PushActionsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: Unread counts current with the writes (``unread_cache``).
+        self.unread = UnreadCache()
         #: Calls waiting for the next write.
         self._pending: list[_Call] = []
         self._writer: asyncio.Task[None] | None = None
@@ -150,13 +163,16 @@ class PushActionsStore:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
+        rooms = {r[1] for r in rows} | {r[1] for r in sender_reads} | {
+            d.room_id for d in defaults} | {m.room_id for m in members}
         self._pending.append(_Call(list(rows), list(sender_reads), list(defaults),
-                                   list(members), fut))
+                                   list(members), fut, self.unread.begin(rooms)))
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
         await asyncio.shield(fut)
 
     async def _drain(self) -> None:
+        work: list[_Call] = []
         try:
             while self._pending:
                 await asyncio.sleep(0)  # let the other callers of this iteration join
@@ -167,7 +183,7 @@ class PushActionsStore:
                     raise
                 except Exception as exc:
                     if len(work) == 1:
-                        _settle(work[0].fut, exc)
+                        work[0].settle(exc)
                         continue
                     for call in work:
                         try:
@@ -175,17 +191,18 @@ class PushActionsStore:
                         except asyncio.CancelledError:
                             raise
                         except Exception as one_exc:
-                            _settle(call.fut, one_exc)
+                            call.settle(one_exc)
                         else:
-                            _settle(call.fut, None)
+                            call.settle(None)
                     continue
                 for call in work:
-                    _settle(call.fut, None)
+                    call.settle(None)
+                work = []
         finally:
             self._writer = None
             pending, self._pending = self._pending, []
-            for call in pending:
-                _settle(call.fut, RuntimeError("push actions writer stopped"))
+            for call in (*work, *pending):  # settling twice is a no-op
+                call.settle(RuntimeError("push actions writer stopped"))
 
     async def _write(self, work: Sequence[_Call]) -> None:
         """One transaction for every kind of row of ``work``."""
@@ -299,10 +316,23 @@ class PushActionsStore:
                 f" ON CONFLICT {key} DO NOTHING", rows)
 
     async def unread_counts(self, user_id: str, room_ids: Collection[str]
-                            ) -> dict[str, dict[str, tuple[int, int]]]:
+                            ) -> dict[str, Counts]:
         """``{room_id: {thread_id: (notifications, highlights)}}`` of the unread push
-        actions in ``room_ids``; rooms and threads with nothing unread are left out. One
-        query (per chunk of rooms), counted by the database."""
+        actions in ``room_ids``; rooms and threads with nothing unread are left out.
+        From the cache (``unread_cache``), the rooms it lacks with one query (per chunk of
+        rooms), which then fills it."""
+        found, missing = self.unread.get(user_id, room_ids)
+        if missing:
+            tokens = self.unread.token(missing)
+            read = await self.read_unread_counts(user_id, missing)
+            self.unread.fill(user_id, {r: read.get(r, {}) for r in missing}, tokens)
+            found.update(read)
+        return {room_id: counts for room_id, counts in found.items() if counts}
+
+    async def read_unread_counts(self, user_id: str, room_ids: Collection[str]
+                                 ) -> dict[str, dict[str, tuple[int, int]]]:
+        """``unread_counts`` from the database alone: rooms and threads with nothing
+        unread are left out. One query (per chunk of rooms), counted by the database."""
         out: dict[str, dict[str, tuple[int, int]]] = {}
         for part in chunks(list(room_ids)):
             sql, args = unread_counts_sql(self.db.dialect, user_id, part)

@@ -16,6 +16,8 @@ from typing import Any
 
 from hs.storage.database import Database
 from hs.storage.events._util import chunks, qmarks
+from hs.storage.push.unread_cache import UnreadCache
+from hs.storage.push.unread_sql import READ_RECEIPT_TYPES
 from hs.storage.streams import StreamIdGenerator
 
 PRIVATE_READ = "m.read.private"
@@ -47,6 +49,8 @@ class ReceiptsStore:
     def __init__(self, db: Database, stream: StreamIdGenerator) -> None:
         self.db = db
         self.stream = stream
+        #: The push store's unread counts, which a read receipt moves (set by the app).
+        self.unread: UnreadCache | None = None
 
     async def insert_receipt(
         self, room_id: str, receipt_type: str, user_id: str, thread_id: str | None,
@@ -54,6 +58,22 @@ class ReceiptsStore:
     ) -> int | None:
         """Store the receipt; its stream position, or None when it would move backwards
         (or repeats the stored one) and was ignored."""
+        change = (self.unread.begin([room_id])
+                  if self.unread is not None and receipt_type in READ_RECEIPT_TYPES else None)
+        try:
+            pos = await self._insert(room_id, receipt_type, user_id, thread_id, event_id,
+                                     event_stream_ordering, ts)
+        except BaseException:
+            if change is not None:
+                change.unsure()
+            raise
+        if change is not None:
+            change.applied(dropped=[(user_id, room_id)])
+        return pos
+
+    async def _insert(self, room_id: str, receipt_type: str, user_id: str,
+                      thread_id: str | None, event_id: str, event_stream_ordering: int,
+                      ts: int) -> int | None:
         async with self.stream.next() as pos:
             count = await self.db.execute(
                 f"INSERT INTO receipts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
