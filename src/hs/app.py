@@ -213,6 +213,10 @@ class Services:
         if not signing_keys:
             signing_keys = [generate_signing_key("ephemeral")]
         streams = await Streams.load(db, instance_name="main", names=(*STREAMS, "backfill"))
+        # This process is the events stream's only writer: each persist draws the next
+        # one's first position meanwhile (PostgreSQL; see ``StreamIdGenerator``). A
+        # split into several event writers must turn this off.
+        streams["events"].reserve_ahead = True
         events = EventsStore(db, streams["events"], backfill_stream=streams["backfill"],
                              cache_factor=config.caches_global_factor)
         store = AccountStore(db)

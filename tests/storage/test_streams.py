@@ -266,3 +266,65 @@ async def test_listen_is_a_no_op_on_sqlite(tmp_path: Path) -> None:
         await streams.close()
     finally:
         await db.close()
+
+
+async def test_drawing_ahead_overlaps_the_next_allocation(
+        fresh_pg_config: DatabaseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reserve_ahead``: a write's first position was drawn during the previous write,
+    never holds back the writer's own positions, and is released when nobody takes it
+    (idle, a cancelled caller, shutdown)."""
+    import hs.storage.streams as streams_mod
+
+    monkeypatch.setattr(streams_mod, "RESERVE_IDLE_S", 0.2)
+    db = await open_database(fresh_pg_config)
+
+    async def inflight() -> list[int]:
+        rows = await db.fetchall("SELECT position FROM stream_inflight ORDER BY position")
+        return [int(r[0]) for r in rows]
+
+    try:
+        gen = await StreamIdGenerator.create(db, "events", "main")
+        gen.reserve_ahead = True
+        async with gen.next_many(2, ahead=True) as first:
+            pass
+        assert gen.current() == first[-1]
+        await asyncio.sleep(0.05)
+        drawn = await inflight()
+        assert len(drawn) == 1 and drawn[0] > first[-1]  # the next write's, drawn already
+        async with gen.next_many(3, ahead=True) as second:
+            assert second[0] == drawn[0] and second == sorted(second)
+        # The writer's own positions are readable while the next one waits in flight.
+        assert gen.current() == second[-1] == await gen.refresh()
+        # Unused: released after the idle time, and the stream's current moves past it.
+        await asyncio.sleep(0.4)
+        assert await inflight() == []
+        async with gen.next_many(1, ahead=True) as third:
+            pass
+        await asyncio.sleep(0.05)
+        # A caller cancelled while the drawn position is still being allocated.
+        real, gate = gen._allocate, asyncio.Event()
+
+        async def slow(count: int) -> list[int]:
+            await gate.wait()
+            return await real(count)
+
+        gen._allocate = slow  # type: ignore[method-assign]
+        async with gen.next_many(1, ahead=True) as fourth:
+            assert fourth[0] > third[0]  # drawn during ``third``; the next one now waits
+        waiting = asyncio.create_task(gen.next_many(1, ahead=True).__aenter__())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        gen._allocate = real  # type: ignore[method-assign]
+        gate.set()
+        await asyncio.sleep(0.1)
+        assert await inflight() == []
+        # Shutdown completes whatever was drawn ahead.
+        async with gen.next_many(1, ahead=True) as last:
+            assert last[0] > third[0]
+        await Streams(db, {"events": gen}).close()
+        assert await inflight() == []
+        assert await gen.refresh() > last[0]
+    finally:
+        await db.close()

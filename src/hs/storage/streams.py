@@ -52,6 +52,9 @@ STREAMS: tuple[str, ...] = (
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _RETRY_DELAY_S = 1.0
+#: A position drawn ahead (``reserve_ahead``) that no write took within this many seconds
+#: is completed unused.
+RESERVE_IDLE_S = 0.5
 #: hs_stream_complete() sends NOTIFY on this channel with the stream name as payload.
 NOTIFY_CHANNEL = "hs_streams"
 
@@ -83,6 +86,14 @@ class StreamIdGenerator:
         self._retries: set[asyncio.Task[None]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
         self._refresh_again = False
+        #: PostgreSQL: draw the next write's first position while this one is written
+        #: (``next_many(ahead=True)``). Only for a stream this process alone writes: a
+        #: drawn-ahead position holds back ``current()`` for everyone until used or
+        #: released (at most ``RESERVE_IDLE_S``), which only this process's own later
+        #: positions can wait on then.
+        self.reserve_ahead = False
+        self._reserved: asyncio.Task[list[int]] | None = None
+        self._reserve_timer: asyncio.TimerHandle | None = None
 
     @classmethod
     async def create(
@@ -189,17 +200,88 @@ class StreamIdGenerator:
             yield positions[0]
 
     @asynccontextmanager
-    async def next_many(self, count: int) -> AsyncIterator[list[int]]:
-        """``count`` new increasing positions, completed together when the block exits."""
+    async def next_many(self, count: int, *, ahead: bool = False) -> AsyncIterator[list[int]]:
+        """``count`` new increasing positions, completed together when the block exits.
+
+        ``ahead`` (with ``reserve_ahead``, PostgreSQL): the first one may be the position
+        drawn during the previous such write, and the next write's is drawn meanwhile, so
+        a steady stream of writes does not wait for an allocation round trip each."""
         if count < 1:
             raise ValueError("count must be >= 1")
-        positions = await self._allocate(count)
+        if ahead and self.reserve_ahead and self.db.dialect == "postgres":
+            positions = await self._take_reserved(count)
+        else:
+            positions = await self._allocate(count)
         self._inflight.update(positions)
         try:
             yield positions
         finally:
             # Shielded: a cancelled writer must still release its positions.
             await asyncio.shield(self._complete(positions))
+
+    async def _take_reserved(self, count: int) -> list[int]:
+        """The reserved position (if its allocation succeeds) plus fresh ones, and a new
+        reservation under way. The sequence only grows, so the fresh ones come after."""
+        task, self._reserved = self._reserved, None
+        if self._reserve_timer is not None:
+            self._reserve_timer.cancel()
+            self._reserve_timer = None
+        got: list[int] = []
+        if task is not None:
+            try:
+                got = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # The caller was cancelled: the drawn position must not stay in flight.
+                task.add_done_callback(self._release_reserved)
+                raise
+            except Exception:
+                logger.warning("stream %s: drawing ahead failed", self.name, exc_info=True)
+        try:
+            if len(got) < count:
+                got += await self._allocate(count - len(got))
+        except BaseException:
+            if got:
+                self._spawn_completion(got)
+            raise
+        reserved = asyncio.get_running_loop().create_task(self._allocate(1))
+        reserved.add_done_callback(self._on_reserved)
+        self._reserved = reserved
+        return sorted(got)
+
+    def _on_reserved(self, task: asyncio.Task[list[int]]) -> None:
+        if task is not self._reserved:
+            return  # taken already
+        if task.cancelled() or task.exception() is not None:
+            self._reserved = None
+            return
+        self._reserve_timer = asyncio.get_running_loop().call_later(
+            RESERVE_IDLE_S, self._release_idle, task)
+
+    def _release_idle(self, task: asyncio.Task[list[int]]) -> None:
+        if task is self._reserved:
+            self._reserved = None
+            self._reserve_timer = None
+            self._release_reserved(task)
+
+    def _release_reserved(self, task: asyncio.Task[list[int]]) -> None:
+        """Complete a drawn-ahead position nobody will use (unless drawing it failed)."""
+        if not task.cancelled() and task.exception() is None:
+            self._spawn_completion(task.result())
+
+    def _spawn_completion(self, positions: list[int]) -> None:
+        done = asyncio.get_running_loop().create_task(self._complete(positions))
+        self._retries.add(done)
+        done.add_done_callback(self._retries.discard)
+
+    async def release_reserved(self) -> None:
+        """Complete the drawn-ahead position now (shutdown)."""
+        task, self._reserved = self._reserved, None
+        if self._reserve_timer is not None:
+            self._reserve_timer.cancel()
+            self._reserve_timer = None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await self._complete(await task)
 
     async def _allocate(self, count: int) -> list[int]:
         if self.db.dialect == "postgres":
@@ -312,7 +394,9 @@ class Streams:
         await self._listener.start()
 
     async def close(self) -> None:
-        """Stop listening."""
+        """Stop listening; complete positions drawn ahead."""
+        for gen in self._generators.values():
+            await gen.release_reserved()
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.stop()

@@ -192,7 +192,7 @@ class EventPersister:
             backward: Iterator[int] = iter(())
             if len(batch) > n_back:
                 forward = iter(await stack.enter_async_context(
-                    self.stream.next_many(len(batch) - n_back)
+                    self.stream.next_many(len(batch) - n_back, ahead=True)
                 ))
             if n_back:
                 assert self.backfill_stream is not None
