@@ -285,6 +285,8 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
     try:
         gen = await StreamIdGenerator.create(db, "events", "main")
         gen.reserve_ahead = True
+        unused: list[int] = []
+        gen.unused_listeners.append(unused.extend)
         async with gen.next_many(2, ahead=True) as first:
             pass
         assert gen.current() == first[-1]
@@ -298,6 +300,7 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
         # Unused: released after the idle time, and the stream's current moves past it.
         await asyncio.sleep(0.4)
         assert await inflight() == []
+        assert len(unused) == 1 and unused[0] > second[-1]  # told before it completed
         async with gen.next_many(1, ahead=True) as third:
             pass
         await asyncio.sleep(0.05)
@@ -325,6 +328,7 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
             assert last[0] > third[0]
         await Streams(db, {"events": gen}).close()
         assert await inflight() == []
+        assert len(unused) == 3 and unused[-1] > last[0]
         assert await gen.refresh() > last[0]
     finally:
         await db.close()

@@ -93,6 +93,9 @@ class StreamIdGenerator:
         #: positions can wait on then.
         self.reserve_ahead = False
         self._reserved: asyncio.Task[list[int]] | None = None
+        #: Called with drawn-ahead positions that will hold nothing, before they complete
+        #: (a reader's record of the stream can then account for them).
+        self.unused_listeners: list[Callable[[list[int]], None]] = []
         self._reserve_timer: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -266,7 +269,15 @@ class StreamIdGenerator:
     def _release_reserved(self, task: asyncio.Task[list[int]]) -> None:
         """Complete a drawn-ahead position nobody will use (unless drawing it failed)."""
         if not task.cancelled() and task.exception() is None:
-            self._spawn_completion(task.result())
+            self._spawn_completion(self._unused(task.result()))
+
+    def _unused(self, positions: list[int]) -> list[int]:
+        for listener in self.unused_listeners:
+            try:
+                listener(positions)
+            except Exception:
+                logger.exception("stream %s: unused-position listener failed", self.name)
+        return positions
 
     def _spawn_completion(self, positions: list[int]) -> None:
         done = asyncio.get_running_loop().create_task(self._complete(positions))
@@ -281,7 +292,7 @@ class StreamIdGenerator:
             self._reserve_timer = None
         if task is not None:
             with contextlib.suppress(Exception):
-                await self._complete(await task)
+                await self._complete(self._unused(await task))
 
     async def _allocate(self, count: int) -> list[int]:
         if self.db.dialect == "postgres":

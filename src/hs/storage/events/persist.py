@@ -159,6 +159,10 @@ class EventPersister:
         self.backfill_stream = backfill_stream
         #: Where committed batches are recorded for /sync's short range reads.
         self.recent = recent
+        if recent is not None:
+            # A position drawn ahead for a persist that never came holds nothing.
+            stream.unused_listeners.append(
+                lambda positions: recent.record((p, None) for p in positions))
         #: PostgreSQL: persist simple batches with one statement (``_fast_eligible``);
         #: False forces the general path (tests compare the two).
         self.fast_path = True
