@@ -313,7 +313,8 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
 
         gen._allocate = slow  # type: ignore[method-assign]
         async with gen.next_many(1, ahead=True) as fourth:
-            assert fourth[0] > third[0]  # drawn during ``third``; the next one now waits
+            assert fourth[0] > third[0]  # drawn after ``third``; the next one now waits
+        await asyncio.sleep(0.02)
         waiting = asyncio.create_task(gen.next_many(1, ahead=True).__aenter__())
         await asyncio.sleep(0.05)
         waiting.cancel()
@@ -326,6 +327,7 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
         # Shutdown completes whatever was drawn ahead.
         async with gen.next_many(1, ahead=True) as last:
             assert last[0] > third[0]
+        await asyncio.sleep(0.05)
         await Streams(db, {"events": gen}).close()
         assert await inflight() == []
         assert len(unused) == 3 and unused[-1] > last[0]

@@ -55,6 +55,8 @@ _RETRY_DELAY_S = 1.0
 #: A position drawn ahead (``reserve_ahead``) that no write took within this many seconds
 #: is completed unused.
 RESERVE_IDLE_S = 0.5
+#: ... and is drawn this long after the previous write completed.
+RESERVE_DELAY_S = 0.005
 #: hs_stream_complete() sends NOTIFY on this channel with the stream name as payload.
 NOTIFY_CHANNEL = "hs_streams"
 
@@ -97,6 +99,7 @@ class StreamIdGenerator:
         #: (a reader's record of the stream can then account for them).
         self.unused_listeners: list[Callable[[list[int]], None]] = []
         self._reserve_timer: asyncio.TimerHandle | None = None
+        self._reserve_later: asyncio.TimerHandle | None = None
 
     @classmethod
     async def create(
@@ -207,11 +210,13 @@ class StreamIdGenerator:
         """``count`` new increasing positions, completed together when the block exits.
 
         ``ahead`` (with ``reserve_ahead``, PostgreSQL): the first one may be the position
-        drawn during the previous such write, and the next write's is drawn meanwhile, so
-        a steady stream of writes does not wait for an allocation round trip each."""
+        drawn after the previous such write, and the next write's is drawn once this one
+        is done, so a steady stream of writes does not wait for an allocation round trip
+        each."""
         if count < 1:
             raise ValueError("count must be >= 1")
-        if ahead and self.reserve_ahead and self.db.dialect == "postgres":
+        ahead = ahead and self.reserve_ahead and self.db.dialect == "postgres"
+        if ahead:
             positions = await self._take_reserved(count)
         else:
             positions = await self._allocate(count)
@@ -221,14 +226,30 @@ class StreamIdGenerator:
         finally:
             # Shielded: a cancelled writer must still release its positions.
             await asyncio.shield(self._complete(positions))
+            if ahead and self._reserved is None and self._reserve_later is None:
+                # Drawn a moment after this write: drawing it during the write, or while
+                # the requests it wakes are answered, makes it compete with them for the
+                # database's CPU.
+                self._reserve_later = asyncio.get_running_loop().call_later(
+                    RESERVE_DELAY_S, self._reserve)
+
+    def _reserve(self) -> None:
+        self._reserve_later = None
+        if self._reserved is None:
+            reserved = asyncio.get_running_loop().create_task(self._allocate(1))
+            reserved.add_done_callback(self._on_reserved)
+            self._reserved = reserved
 
     async def _take_reserved(self, count: int) -> list[int]:
-        """The reserved position (if its allocation succeeds) plus fresh ones, and a new
-        reservation under way. The sequence only grows, so the fresh ones come after."""
+        """The reserved position (if its allocation succeeds) plus fresh ones. The
+        sequence only grows, so the fresh ones come after."""
         task, self._reserved = self._reserved, None
         if self._reserve_timer is not None:
             self._reserve_timer.cancel()
             self._reserve_timer = None
+        if self._reserve_later is not None:  # not drawn yet: this write draws its own
+            self._reserve_later.cancel()
+            self._reserve_later = None
         got: list[int] = []
         if task is not None:
             try:
@@ -246,9 +267,6 @@ class StreamIdGenerator:
             if got:
                 self._spawn_completion(got)
             raise
-        reserved = asyncio.get_running_loop().create_task(self._allocate(1))
-        reserved.add_done_callback(self._on_reserved)
-        self._reserved = reserved
         return sorted(got)
 
     def _on_reserved(self, task: asyncio.Task[list[int]]) -> None:
@@ -290,6 +308,9 @@ class StreamIdGenerator:
         if self._reserve_timer is not None:
             self._reserve_timer.cancel()
             self._reserve_timer = None
+        if self._reserve_later is not None:
+            self._reserve_later.cancel()
+            self._reserve_later = None
         if task is not None:
             with contextlib.suppress(Exception):
                 await self._complete(self._unused(await task))
