@@ -161,7 +161,9 @@ class Services:
             self.notifier, self.clock, lambda pdus, user_id: self.timeline.visible(pdus, user_id))
         self.read_markers = ReadMarkersHandler(self.account_data, self.receipts, self.notifier)
         self.filters = FilterHandler(FilterStore(self.db), self.config.server_name)
-        self.timeline = TimelineHandler(self.events, ClientReadStore(self.db), self.clock,
+        reads = ClientReadStore(self.db)
+        self.events.replaced_listeners.append(reads.remember_replaced)
+        self.timeline = TimelineHandler(self.events, reads, self.clock,
                                         self.account_data)
         self.device_lists = DeviceListHandler(E2EStore(self.db), self.streams["device_lists"],
                                               self.notifier)

@@ -107,6 +107,9 @@ class PersistOutcome:
     groups: dict[str, tuple[int, int]]
     #: The state groups the batch created, in creation order.
     new_groups: list[tuple[int, NewGroup]] = field(default_factory=list)
+    #: New events of the batch that entered the current state -> the event each replaced
+    #: ('' for none): their first delta, which never changes (``unsigned.replaces_state``).
+    replaced: dict[str, str] = field(default_factory=dict)
 
 
 def _now_ms() -> int:
@@ -254,6 +257,8 @@ class _BatchWriter:
         self.batch_dups: list[tuple[int, _Item]] = []
         #: The state groups this batch creates (``PersistOutcome.new_groups``).
         self.new_groups: list[tuple[int, NewGroup]] = []
+        #: ``PersistOutcome.replaced``.
+        self.replaced: dict[str, str] = {}
 
     async def run(self) -> PersistOutcome:
         rooms = sorted({e.pdu.room_id for e in self.batch} | set(self.current_state))
@@ -287,7 +292,8 @@ class _BatchWriter:
         results = [r for r in self.results if r is not None]
         groups = {it.ev.pdu.event_id: (it.after, it.before) for it in self.items
                   if it.after is not None and it.before is not None}
-        return PersistOutcome(results, written, set(redacted), groups, self.new_groups)
+        return PersistOutcome(results, written, set(redacted), groups, self.new_groups,
+                              self.replaced)
 
     # -- the fast path (PostgreSQL) ---------------------------------------------------------
 
@@ -754,7 +760,9 @@ class _BatchWriter:
         for room_id, delta in self.current_state.items():
             deltas[room_id] = dict(delta)
         batch_pdus = {it.ev.pdu.event_id: it.ev.pdu for it in self.items}
-        await apply_current_state(self.txn, deltas, positions, batch_pdus)
+        entered = await apply_current_state(self.txn, deltas, positions, batch_pdus)
+        new = {it.ev.pdu.event_id for it in self.items if not it.promote}
+        self.replaced = {eid: prev for eid, prev in entered.items() if eid in new}
 
     def recent_entries(self) -> list[tuple[int, Written | None]]:
         """The batch's forward positions for ``RecentWrites``; none at all when the batch

@@ -77,6 +77,8 @@ class EventsStore(TimelineMixin):
         self.persist_listeners: list[
             Callable[[Sequence[EventToPersist], list[PersistedEvent]], None]
         ] = []
+        #: ``remember(replaced)`` with ``PersistOutcome.replaced`` of a committed batch.
+        self.replaced_listeners: list[Callable[[Mapping[str, str]], None]] = []
 
     @classmethod
     async def create(cls, db: Database, instance_name: str = "main", **kwargs: Any) -> EventsStore:
@@ -119,6 +121,9 @@ class EventsStore(TimelineMixin):
         # Committed: the first /sync or page that shows these events needs their groups.
         self.state.remember_event_groups(outcome.groups)
         self.state.remember_new_groups(outcome.new_groups)
+        if outcome.replaced:
+            for remember in self.replaced_listeners:
+                remember(outcome.replaced)
         for listener in self.persist_listeners:
             listener(batch, outcome.results)
         return outcome.results

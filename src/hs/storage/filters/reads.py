@@ -5,7 +5,7 @@ All take a page's worth of IDs at once (one query per chunk of IDs, never per ev
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -129,6 +129,13 @@ class ClientReadStore:
             room_id, user_id,
         )
         return (None, None) if row is None else (row[0], row[1])
+
+    def remember_replaced(self, replaced: Mapping[str, str]) -> None:
+        """``EventsStore.replaced_listeners``: what new events replaced as they entered the
+        current state ('' for nothing), known at their commit, so the first /sync that
+        serves one (a lazy-loaded member, typically) does not read it back."""
+        for eid, prev in replaced.items():
+            self._replaced.set(eid, prev)
 
     async def replaced_state(self, room_id: str, event_ids: Collection[str]
                              ) -> dict[str, str]:

@@ -46,13 +46,14 @@ async def apply_current_state(
     deltas: Mapping[str, Mapping[StateKey, str | None]],
     positions: Mapping[str, int],
     batch_pdus: Mapping[str, PDU],
-) -> None:
+) -> dict[str, str]:
     """Apply per-room ``deltas`` to ``current_state`` and log the real changes in the delta
     stream at the room's ``positions``. Membership of member events comes from
-    ``batch_pdus`` or, for events persisted earlier, from ``room_memberships``."""
+    ``batch_pdus`` or, for events persisted earlier, from ``room_memberships``. Returns
+    ``event_id -> the event it replaced ('' for none)`` of the events that entered."""
     deltas = {r: d for r, d in deltas.items() if d}
     if not deltas:
-        return
+        return {}
     outside = [
         eid
         for d in deltas.values()
@@ -111,6 +112,7 @@ async def apply_current_state(
             " state_key, event_id, prev_event_id) VALUES (?, ?, ?, ?, ?, ?)",
             stream_rows,
         )
+    return {r[4]: r[5] or "" for r in stream_rows if r[4] is not None}
 
 
 __all__ = ["apply_current_state", "write_memberships"]
