@@ -57,6 +57,23 @@ async def test_upload_and_get(database_config: DatabaseConfig) -> None:
         with pytest.raises(MatrixError) as err:
             await client.services.filters.resolve(alice.user_id, "999")
         assert err.value.errcode == "M_INVALID_PARAM"
+        # Resolved once, kept: a stored filter never changes (Element syncs by ID).
+        handler = client.services.filters
+        reads: list[object] = []
+        real = handler.store.get_filter
+
+        async def counted(*args: object) -> str | None:
+            reads.append(args)
+            return await real(*args)  # type: ignore[arg-type]
+
+        handler.store.get_filter = counted  # type: ignore[method-assign]
+        assert await handler.resolve(alice.user_id, fid) is resolved
+        assert await handler.resolve(alice.user_id, '{"room":{"rooms":[]}}') is inline
+        assert reads == []
+        # Per user: bob's filter 1 is not alice's (he has none).
+        with pytest.raises(MatrixError):
+            await handler.resolve(bob.user_id, other["filter_id"])
+        assert len(reads) == 1
 
         # Unhappy paths.
         cases = [

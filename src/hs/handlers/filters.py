@@ -22,6 +22,7 @@ from hs.core.pdu import PDU
 from hs.core.push_rules import split_dotted_path
 from hs.http.errors import MatrixError, bad_json, forbidden, invalid_param
 from hs.storage.events import EventFilter
+from hs.storage.events.cache import LruCache
 from hs.storage.filters import FilterStore
 
 #: Largest ``limit`` honoured anywhere a filter sets one (a larger value is capped).
@@ -290,6 +291,9 @@ def apply_event_fields(event: Mapping[str, Any], fields: Sequence[str]) -> dict[
 
 # ---- stored filters -------------------------------------------------------------------------
 
+#: Parsed filters kept (``FilterHandler.resolve``).
+PARSED_FILTERS = 4096
+
 
 class FilterHandler:
     """Upload and fetch a user's filters; resolve a ``filter`` parameter (ID or JSON)."""
@@ -297,6 +301,10 @@ class FilterHandler:
     def __init__(self, store: FilterStore, server_name: str) -> None:
         self.store = store
         self.server_name = server_name
+        #: Parsed filters by inline JSON text or by (user, ID): a stored filter never
+        #: changes and ``Filter`` is immutable, so a client syncing with the same filter
+        #: (Element: by ID, every request) neither reads nor parses it again.
+        self._parsed: LruCache[str, Filter] = LruCache(PARSED_FILTERS)
 
     def _own(self, requester_id: str, user_id: str, action: str) -> None:
         if requester_id != user_id:
@@ -325,12 +333,20 @@ class FilterHandler:
         """A sync-style ``filter`` parameter: inline JSON (starts with ``{``) or an ID."""
         if param is None or not param.strip():
             return Filter()
-        if param.lstrip().startswith("{"):
-            return parse_filter(_inline_json(param))
-        raw = await self._load(user_id, param)
-        if raw is None:
-            raise invalid_param(f"No such filter: {param}")
-        return parse_filter(orjson.loads(raw))
+        inline = param.lstrip().startswith("{")
+        key = param if inline else f"{user_id}\n{param}"
+        found = self._parsed.get(key)
+        if found is not None:
+            return found
+        if inline:
+            found = parse_filter(_inline_json(param))
+        else:
+            raw = await self._load(user_id, param)
+            if raw is None:
+                raise invalid_param(f"No such filter: {param}")
+            found = parse_filter(orjson.loads(raw))
+        self._parsed.set(key, found)
+        return found
 
 
 __all__ = [
