@@ -244,12 +244,7 @@ class StreamIdGenerator:
         """The reserved position (if its allocation succeeds) plus fresh ones. The
         sequence only grows, so the fresh ones come after."""
         task, self._reserved = self._reserved, None
-        if self._reserve_timer is not None:
-            self._reserve_timer.cancel()
-            self._reserve_timer = None
-        if self._reserve_later is not None:  # not drawn yet: this write draws its own
-            self._reserve_later.cancel()
-            self._reserve_later = None
+        self._cancel_timers()  # a draw not started yet: this write draws its own
         got: list[int] = []
         if task is not None:
             try:
@@ -268,6 +263,13 @@ class StreamIdGenerator:
                 self._spawn_completion(got)
             raise
         return sorted(got)
+
+    def _cancel_timers(self) -> None:
+        """Neither release the drawn position when idle nor start drawing one."""
+        for handle in (self._reserve_timer, self._reserve_later):
+            if handle is not None:
+                handle.cancel()
+        self._reserve_timer = self._reserve_later = None
 
     def _on_reserved(self, task: asyncio.Task[list[int]]) -> None:
         if task is not self._reserved:
@@ -305,12 +307,7 @@ class StreamIdGenerator:
     async def release_reserved(self) -> None:
         """Complete the drawn-ahead position now (shutdown)."""
         task, self._reserved = self._reserved, None
-        if self._reserve_timer is not None:
-            self._reserve_timer.cancel()
-            self._reserve_timer = None
-        if self._reserve_later is not None:
-            self._reserve_later.cancel()
-            self._reserve_later = None
+        self._cancel_timers()
         if task is not None:
             with contextlib.suppress(Exception):
                 await self._complete(self._unused(await task))
