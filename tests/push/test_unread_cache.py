@@ -164,3 +164,14 @@ async def test_concurrent_sends_receipts_and_reads_agree(database_config: Databa
 
         await asyncio.gather(*(talk(u) for u in users), *(read(u) for u in users))
         await _check(hs, users, [room])
+
+
+def test_a_write_that_cannot_be_applied_forgets_its_rooms_without_failing() -> None:
+    cache = UnreadCache()
+    _filled(cache, "@a:hs", {"main": (1, 0)})
+    change = cache.begin([R])
+    bad = _default(10)._replace(notify="x")  # type: ignore[arg-type]
+    change.applied(defaults=[bad], sets=[member_set(R, 10, ["@a:hs"])])
+    assert cache.get("@a:hs", [R])[1] == [R]
+    _filled(cache, "@a:hs", {})  # the write has ended: fills are kept again
+    assert cache.get("@a:hs", [R])[0] == {R: {}}

@@ -88,7 +88,7 @@ class StreamIdGenerator:
         self._retries: set[asyncio.Task[None]] = set()
         self._refresh_task: asyncio.Task[None] | None = None
         self._refresh_again = False
-        #: PostgreSQL: draw the next write's first position while this one is written
+        #: PostgreSQL: draw the next write's first position just after this one
         #: (``next_many(ahead=True)``). Only for a stream this process alone writes: a
         #: drawn-ahead position holds back ``current()`` for everyone until used or
         #: released (at most ``RESERVE_IDLE_S``), which only this process's own later
@@ -259,8 +259,8 @@ class StreamIdGenerator:
             if len(got) < count:
                 got += await self._allocate(count - len(got))
         except BaseException:
-            if got:
-                self._spawn_completion(got)
+            if got:  # the drawn position will hold nothing
+                self._spawn_completion(self._unused(got))
             raise
         return sorted(got)
 

@@ -22,6 +22,7 @@ until the server splits into workers, this process is the only writer.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from hs.storage.push.actions import ActionRow, DefaultRow
     from hs.storage.push.member_spans import MemberSet
+
+logger = logging.getLogger(__name__)
 
 #: thread ID -> (notifications, highlights); threads with nothing are absent.
 Counts = Mapping[str, tuple[int, int]]
@@ -221,10 +224,10 @@ class Change:
             cache._add(defaults, rows, reads, sets)
             for user_id, room_id in dropped:
                 cache._drop(user_id, room_id)
-        except Exception:  # never leave an entry half moved
+        except Exception:  # never leave an entry half moved (nor fail the writer)
+            logger.exception("unread cache: could not apply a write to %s", self._rooms)
             for room_id in self._rooms:
                 cache._drop_room(room_id)
-            raise
         finally:
             cache._end(self._stripes)
 
