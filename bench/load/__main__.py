@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.load import report
+from bench.load.metrics import quiet_sampler_threads
 from bench.load.runner import TargetRun, client_for, run_rounds, summarize
 from bench.load.scenarios import ALL, OPTIONAL, SETUP, STEADY, Plan
 from bench.load.targets import Target, make_target
@@ -95,7 +96,9 @@ def _start(names: list[str], db: str, args: argparse.Namespace,
 
 
 def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """uvloop when available: the load generator must not be the bottleneck."""
+    """uvloop when available: the load generator must not be the bottleneck (nor its
+    resource sampler's thread a delay in the latencies it measures)."""
+    quiet_sampler_threads()
     try:
         import uvloop
     except ImportError:  # pragma: no cover

@@ -8,8 +8,10 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
+from bench.load import metrics
 from bench.load.metrics import (
     ResourceProbe,
     cpu_seconds,
@@ -95,3 +97,40 @@ def test_probe_counts_cpu_of_a_busy_child() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_probe_scans_proc_for_new_processes_only_every_rescan_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sample reads the known processes only (it shares the load generator's process and
+    GIL); the whole-/proc scan for descendants runs at start, every ``rescan`` seconds
+    and at stop, so a process started mid-run is still counted."""
+    scans: list[float] = []
+    real = metrics.descendants
+
+    def counting(roots: Any) -> set[int]:
+        scans.append(time.monotonic())
+        return real(roots)
+
+    monkeypatch.setattr(metrics, "descendants", counting)
+    probe = ResourceProbe(os.getpid(), interval=0.01, rescan=0.3)
+
+    async def measure() -> float:
+        probe.start()
+        await asyncio.sleep(0.2)  # ~20 samples, no scan past the first
+        assert len(scans) == 1
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import time\nend = time.time() + 0.8\n"
+                                  "while time.time() < end: pass"])
+        try:
+            await asyncio.sleep(0.7)  # a rescan finds the child, samples then read it
+            assert any(child.pid in tree for tree in probe._trees.values())
+            return (await probe.stop()).cpu_s
+        finally:
+            child.kill()
+            child.wait()
+
+    cpu = asyncio.run(measure())
+    assert 2 <= len(scans) <= 6
+    assert cpu > 0.2
