@@ -334,3 +334,57 @@ async def test_drawing_ahead_overlaps_the_next_allocation(
         assert await gen.refresh() > last[0]
     finally:
         await db.close()
+
+
+async def test_a_notification_carries_the_position(
+        fresh_pg_config: DatabaseConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTIFY hs_streams says the new current position: a listener applies it without
+    reading it back, and never past positions it has in flight itself (a writer's own
+    statement may complete them in the database before the writer recorded its batch)."""
+    db_a = await open_database(fresh_pg_config)
+    db_b = await open_database(fresh_pg_config)
+    streams_b = await Streams.load(db_b, "worker_b", ["events"])
+    reads: list[str] = []
+    try:
+        gen_a = await StreamIdGenerator.create(db_a, "events", "worker_a")
+        gen_b = streams_b["events"]
+        await streams_b.listen()
+        real_refresh = StreamIdGenerator.refresh
+
+        async def counting(self: StreamIdGenerator) -> int:
+            reads.append(self.name)
+            return await real_refresh(self)
+
+        monkeypatch.setattr(StreamIdGenerator, "refresh", counting)
+        for _ in range(3):
+            async with gen_a.next_many(2) as done:
+                pass
+            assert await gen_b.wait_for(done[-1], timeout=5)
+            assert gen_b.current() == done[-1]
+        assert reads == []
+
+        # B holds a position in flight; A's later writes (and the database's current,
+        # once B's row is completed behind B's back) stop below it until B completes it.
+        async with gen_b.next() as held:
+            async with gen_a.next() as after:
+                pass
+            await db_a.fetchval("SELECT hs_stream_complete('events', ?::BIGINT[], NULL)",
+                                [held])
+            async with gen_a.next() as later:
+                pass
+            await asyncio.sleep(0.3)  # the notifications arrive
+            assert gen_b.current() == held - 1
+            assert await gen_b.refresh() == held - 1
+        assert gen_b.current() >= later > after > held
+
+        # A bare stream name (an older server's payload) still makes B read it back.
+        async with gen_a.next() as last:
+            pass
+        await db_a.execute("SELECT pg_notify('hs_streams', 'events')")
+        assert await gen_b.wait_for(last, timeout=5)
+        await asyncio.sleep(0.3)
+        assert reads
+    finally:
+        await streams_b.close()
+        await db_a.close()
+        await db_b.close()

@@ -14,8 +14,9 @@ PostgreSQL (possibly several processes): positions come from the sequence
 completion, which raises ``stream_positions.position``. The functions in
 ``core/schema/0002_stream_functions.postgres.sql`` order allocations and reads with an
 advisory lock, so ``hs_stream_current()`` is exact across processes. A process learns about
-other processes' writes by ``refresh()``, which reads that persisted state: completions send
-``NOTIFY hs_streams`` and ``Streams.listen()`` refreshes the named stream when one arrives
+other processes' writes by ``refresh()``, which reads that persisted state, or from
+``NOTIFY hs_streams '<stream> <current>'``, which every completion sends with the new
+current position (core migration 0003) and ``Streams.listen()`` applies without a read
 (a Redis hook could replace it). Instance names must be unique per process: on start a
 generator discards in-flight rows left by a crashed earlier run under its own name.
 """
@@ -143,8 +144,17 @@ class StreamIdGenerator:
         """Re-read the position persisted by all processes (PostgreSQL); returns current()."""
         if self.db.dialect == "postgres":
             value = await self.db.fetchval("SELECT hs_stream_current(?)", self.name)
-            self._set_current(int(value))
+            self.advance_to(int(value))
         return self._current
+
+    def advance_to(self, position: int) -> None:
+        """The database reported ``position`` as the stream's current (a notification or
+        a read). Not past this process's own positions still in flight here: a writer's
+        statement may have completed them in the database before the writer recorded its
+        batch, and readers of this process may see a position only after that."""
+        if self._inflight:
+            position = min(position, min(self._inflight) - 1)
+        self._set_current(position)
 
     def request_refresh(self) -> None:
         """Refresh soon, in the background; bursts of requests collapse into few reads."""
@@ -456,8 +466,18 @@ class _NotifyListener:
         self._conn = conn
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload in self._streams:
-            self._streams[payload].request_refresh()
+        # '<stream> <current>' (core migration 0003); a bare name (or no number) from an
+        # older server: read the position back.
+        name, _, value = payload.partition(" ")
+        if name not in self._streams:
+            return
+        gen = self._streams[name]
+        try:
+            position = int(value)
+        except ValueError:
+            gen.request_refresh()
+            return
+        gen.advance_to(position)
 
     def _on_terminated(self, _conn: Any) -> None:
         self._conn = None
