@@ -51,9 +51,29 @@ def test_writes_move_the_entries_of_the_users_they_cover() -> None:
     assert found[R] == {"main": (1, 0), "$root": (1, 0)} and missing == []
     # b: 10 and 12 by default, its own row for 11.
     assert cache.get("@b:hs", [R])[0][R] == {"main": (4, 1), "$root": (1, 1)}
-    # The sender spoke (its read position moved): read again. Not a member: unchanged.
-    assert cache.get("@s:hs", [R]) == ({}, [R])
+    # The sender spoke in the main timeline at 12: read up to there. Not a member: unchanged.
+    assert cache.get("@s:hs", [R]) == ({R: {}}, [])
     assert cache.get("@gone:hs", [R])[0][R] == {}
+
+
+def test_an_own_event_marks_its_thread_read_up_to_itself() -> None:
+    """Counts of the sender's thread restart after its event (later events of the same
+    write still count); its other threads keep theirs; a receipt still drops the entry."""
+    cache = UnreadCache()
+    _filled(cache, "@s:hs", {"main": (3, 1), "$t": (2, 0), "$u": (1, 1)})
+    members = member_set(R, 10, ["@a:hs", "@s:hs"])
+    cache.begin([R]).applied(
+        defaults=[_default(20, sender="@a:hs", thread="$t"),
+                  _default(22, sender="@a:hs", thread="$t", highlight=1),
+                  _default(23, sender="@a:hs")],
+        rows=[_row("@s:hs", 19, 1, 1, "$t")],
+        reads=[("@s:hs", R, "$t", 21)], sets=[members])
+    assert cache.get("@s:hs", [R])[0][R] == {"main": (4, 1), "$t": (1, 1), "$u": (1, 1)}
+    cache.begin([R]).applied(reads=[("@s:hs", R, "main", 24), ("@s:hs", R, "$u", 25)],
+                             sets=[members])
+    assert cache.get("@s:hs", [R])[0][R] == {"$t": (1, 1)}
+    cache.begin([R]).applied(dropped=[("@s:hs", R)])  # a read receipt
+    assert cache.get("@s:hs", [R]) == ({}, [R])
 
 
 def test_a_read_that_raced_a_write_is_not_kept() -> None:
@@ -113,10 +133,12 @@ async def test_cached_counts_follow_every_kind_of_write(database_config: Databas
             "rel_type": "m.thread", "event_id": root}}))
         await _check(hs, users, rooms)
         assert store.unread.hits > hits  # the entries moved instead of being read again
+        misses = store.unread.misses
         await _send(alice, room, "hey carol", **{"m.mentions": {"user_ids": [carol.user_id]}})
         await _send(alice, room, "everyone", **{"m.mentions": {"room": True}})
         await _send(bob, other, "over here")
         await _check(hs, users, rooms)
+        assert store.unread.misses == misses  # own messages moved the senders' entries too
         # Carol mutes the room: her outcome differs from the default (an exception row).
         status, _ = await carol.call(
             "PUT", f"/pushrules/global/room/{q(room)}", {"actions": []})

@@ -6,8 +6,10 @@ are all written here: push actions (``PushActionsStore.add``, or the persister's
 statement on PostgreSQL), the senders' read positions (same writes) and read receipts
 (``ReceiptsStore.insert_receipt``). So each cached ``(user, room)`` entry is moved by the
 same writes: a new event adds what it adds for its thread to the entries of the users it
-was evaluated for; a read receipt or an own event drops the user's entry (the next read
-refills it from the database).
+was evaluated for; an own event marks its thread read (the thread's counts restart from
+the events after it: a room's events are written in position order, one writer per room,
+so everything counted so far came before it); a read receipt drops the user's entry (the
+next read refills it from the database).
 
 Races with a database read that fills an entry are excluded per room: every write marks
 its rooms busy before its rows can become visible and bumps the rooms' epoch when it is
@@ -146,11 +148,19 @@ class UnreadCache:
         covers it and the user did not send it; own events mark their thread read)."""
         rooms = self._rooms
         deltas: dict[tuple[str, str], dict[str, list[int]]] = {}
+        #: (user, room) -> thread -> the position of the user's own latest event there.
+        read_to: dict[tuple[str, str], dict[str, int]] = {}
+        for user_id, room_id, thread_id, pos in reads:
+            per_read = read_to.setdefault((user_id, room_id), {})
+            per_read[thread_id] = max(pos, per_read.get(thread_id, pos))
 
-        def bump(user_id: str, room_id: str, thread_id: str, notif: int, highlight: int
-                 ) -> None:
+        def bump(user_id: str, room_id: str, thread_id: str, notif: int, highlight: int,
+                 pos: int) -> None:
             if not (notif or highlight):
                 return
+            read = read_to.get((user_id, room_id))
+            if read is not None and pos <= read.get(thread_id, 0):
+                return  # before the user's own event in that thread: read
             per = deltas.setdefault((user_id, room_id), {})
             d = per.get(thread_id)
             if d is None:
@@ -164,7 +174,7 @@ class UnreadCache:
             user_id, room_id, pos = r[0], r[1], r[2]
             excepted.add((room_id, pos, user_id))
             if room_id in rooms and user_id in rooms[room_id]:
-                bump(user_id, room_id, r[4], r[5], r[6])
+                bump(user_id, room_id, r[4], r[5], r[6], pos)
         by_room: dict[str, list[MemberSet]] = {}
         for m in sets:
             by_room.setdefault(m.room_id, []).append(m)
@@ -186,19 +196,21 @@ class UnreadCache:
             for user_id in users:
                 if (user_id in members and user_id != d.sender
                         and (d.room_id, d.stream_ordering, user_id) not in excepted):
-                    bump(user_id, d.room_id, d.thread_id, d.notify, d.highlight)
-        for (user_id, room_id), per in deltas.items():
+                    bump(user_id, d.room_id, d.thread_id, d.notify, d.highlight,
+                         d.stream_ordering)
+        for key in deltas.keys() | read_to.keys():
+            user_id, room_id = key
             users = rooms.get(room_id)
             old = users.get(user_id) if users is not None else None
             if users is None or old is None:
                 continue
             new = dict(old)
-            for thread_id, (n, h) in per.items():
+            for thread_id in read_to.get(key, ()):
+                new.pop(thread_id, None)
+            for thread_id, (n, h) in deltas.get(key, {}).items():
                 on, oh = new.get(thread_id, (0, 0))
                 new[thread_id] = (on + n, oh + h)
-            users[user_id] = new
-        for user_id, room_id, _thread, _pos in reads:
-            self._drop(user_id, room_id)
+            users[user_id] = new if new else _NONE
 
 
 class Change:
